@@ -1,0 +1,409 @@
+"""Experiment configuration: typed dataclasses loaded from YAML, with ``--set key=value`` overrides.
+
+A config is plain data. Every key is declared below with its type and default; loading rejects unknown
+keys, wrong types and impossible values with a `ConfigError` naming the dotted key (``model.decoder.cell``)
+and what is allowed, before any work starts.
+
+Relative data paths are resolved against the data folder: ``data.data_dir`` when set, else the
+environment variable ``SEQ2SEQ_DATA_DIR``, else the current directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import yaml
+
+DATA_DIR_ENV = "SEQ2SEQ_DATA_DIR"
+
+
+class ConfigError(ValueError):
+    """A config key is unknown, of the wrong type, or has an impossible value."""
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how they are cleaned and split."""
+
+    format: Literal["anki", "parallel", "tfds", "flickr8k", "coco", "table"] = "anki"
+    data_dir: Optional[str] = None
+    path: Optional[str] = None
+    reverse: bool = False
+    source_file: Optional[str] = None
+    target_file: Optional[str] = None
+    validation_source_file: Optional[str] = None
+    validation_target_file: Optional[str] = None
+    test_source_file: Optional[str] = None
+    test_target_file: Optional[str] = None
+    tfds_name: Optional[str] = None
+    tfds_data_dir: Optional[str] = None
+    download: bool = False
+    cache_dir: Optional[str] = None
+    limit: Optional[int] = None
+    skip_bad_lines: bool = False
+    lowercase: bool = False
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+    seed: int = 0
+    max_source_length: int = 50
+    max_target_length: int = 50
+    # captioning
+    image_dir: Optional[str] = None
+    captions_file: Optional[str] = None
+    train_split_file: Optional[str] = None
+    validation_split_file: Optional[str] = None
+    test_split_file: Optional[str] = None
+    feature_cache: bool = True
+
+
+@dataclass
+class TokenizerConfig:
+    """Subword (SentencePiece) or word vocabulary, trained on the training split only."""
+
+    kind: Literal["sentencepiece", "word"] = "sentencepiece"
+    source_vocab_size: int = 8000
+    target_vocab_size: int = 8000
+    model_type: Literal["unigram", "bpe"] = "unigram"
+    byte_fallback: bool = True
+    character_coverage: float = 1.0
+    input_sentence_size: int = 1_000_000
+    min_count: int = 1
+
+
+@dataclass
+class EmbeddingConfig:
+    """Word embeddings: learned, or pretrained vectors (frozen or fine-tuned)."""
+
+    dim: int = 256
+    pretrained: Optional[str] = None
+    source_pretrained: Optional[str] = None
+    trainable: bool = True
+    share: bool = False
+    tie_output: bool = False
+
+
+@dataclass
+class EncoderConfig:
+    """Recurrent encoder (translation) or image encoder (captioning)."""
+
+    type: Literal["recurrent", "image"] = "recurrent"
+    cell: Literal["simple", "gru", "lstm", "peephole_lstm"] = "gru"
+    units: int = 256
+    layers: int = 1
+    bidirectional: bool = True
+    merge_mode: Literal["concat", "sum"] = "concat"
+    dropout: float = 0.0
+    residual: bool = False
+    backbone: str = "MobileNetV2"
+    weights: Optional[str] = "imagenet"
+    trainable: Any = False
+    image_size: Optional[int] = None
+
+
+@dataclass
+class DecoderConfig:
+    """Recurrent decoder with optional attention over the encoder memory."""
+
+    cell: Literal["simple", "gru", "lstm", "peephole_lstm"] = "gru"
+    units: int = 256
+    layers: int = 1
+    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
+    attention_units: Optional[int] = None
+    input_feeding: bool = False
+    dropout: float = 0.0
+    residual: bool = False
+
+
+@dataclass
+class ModelConfig:
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    bridge: Literal["dense", "copy", "zero"] = "dense"
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, checkpointing and hardware options."""
+
+    batch_size: int = 64
+    max_steps: int = 10000
+    eval_every: int = 1000
+    checkpoint_every: int = 500
+    learning_rate: float = 1e-3
+    lr_schedule: Literal["constant", "cosine", "inverse_sqrt"] = "constant"
+    warmup_steps: int = 0
+    clipnorm: Optional[float] = 1.0
+    label_smoothing: float = 0.0
+    early_stopping_patience: Optional[int] = 5
+    tbptt_steps: Optional[int] = None
+    doubly_stochastic: float = 0.0
+    shuffle_buffer: int = 20000
+    seed: int = 0
+    strategy: Literal["default", "mirrored", "multi_worker_mirrored", "tpu"] = "default"
+    mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = None
+    jit_compile: bool = False
+    validation_batches: Optional[int] = None
+
+
+@dataclass
+class DecodeConfig:
+    """Decoding at evaluation / translation time."""
+
+    strategy: Literal["beam", "greedy", "sample"] = "beam"
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 0.6
+    max_length: int = 60
+    max_length_ratio: Optional[float] = 2.0
+    max_length_offset: int = 10
+    temperature: float = 1.0
+    top_k: int = 0
+    batch_size: int = 64
+
+
+@dataclass
+class Config:
+    """A whole experiment."""
+
+    task: Literal["translation", "captioning"] = "translation"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (YAML/JSON-safe)."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value, tp, key: str):
+    """Check `value` against the annotation `tp`; return it (ints accepted where floats are)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(f"{key}: got {value!r}; expected {_type_name(tp)}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: got {value!r}; allowed values: {', '.join(map(repr, allowed))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of keys, got {value!r}")
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}; expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: got {value!r}; expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: got {value!r}; expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: got {value!r}; expected a string")
+        return value
+    raise TypeError(f"unsupported annotation {tp} for {key}")
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in names:
+            raise ConfigError(f"unknown config key {key!r}; known keys here: {', '.join(sorted(names))}")
+        kwargs[name] = _coerce(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {message}")
+
+
+def validate(config: Config) -> Config:
+    """Reject impossible values. Returns `config`; raises ConfigError naming the key."""
+    d, t, m, tr, dc = config.data, config.tokenizer, config.model, config.train, config.decode
+    for key, value in [
+        ("data.max_source_length", d.max_source_length), ("data.max_target_length", d.max_target_length),
+        ("tokenizer.source_vocab_size", t.source_vocab_size), ("tokenizer.target_vocab_size", t.target_vocab_size),
+        ("model.embedding.dim", m.embedding.dim), ("model.encoder.units", m.encoder.units),
+        ("model.encoder.layers", m.encoder.layers), ("model.decoder.units", m.decoder.units),
+        ("model.decoder.layers", m.decoder.layers), ("train.batch_size", tr.batch_size),
+        ("train.max_steps", tr.max_steps), ("train.eval_every", tr.eval_every),
+        ("train.checkpoint_every", tr.checkpoint_every), ("decode.beam_size", dc.beam_size),
+        ("decode.n_best", dc.n_best), ("decode.max_length", dc.max_length), ("decode.batch_size", dc.batch_size),
+    ]:
+        _check(value >= 1, key, f"got {value}; must be a positive integer (>= 1)")
+    _check(d.limit is None or d.limit >= 1, "data.limit", f"got {d.limit}; must be >= 1 or null (no limit)")
+    for key, value in [("data.validation_fraction", d.validation_fraction), ("data.test_fraction", d.test_fraction)]:
+        _check(0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
+    _check(d.validation_fraction + d.test_fraction < 1.0, "data.test_fraction",
+           "validation_fraction + test_fraction must leave some training data (< 1)")
+    _check(t.source_vocab_size >= 8 and t.target_vocab_size >= 8, "tokenizer.source_vocab_size",
+           "vocabulary sizes must be at least 8 (4 special tokens + pieces)")
+    _check(0.0 < t.character_coverage <= 1.0, "tokenizer.character_coverage", "must be in (0, 1]")
+    for key, value in [("model.encoder.dropout", m.encoder.dropout), ("model.decoder.dropout", m.decoder.dropout),
+                       ("train.label_smoothing", tr.label_smoothing)]:
+        _check(0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
+    _check(tr.learning_rate > 0, "train.learning_rate", f"got {tr.learning_rate}; must be > 0")
+    _check(tr.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
+    _check(tr.clipnorm is None or tr.clipnorm > 0, "train.clipnorm", "must be > 0 or null")
+    _check(tr.tbptt_steps is None or tr.tbptt_steps >= 1, "train.tbptt_steps", "must be >= 1 or null")
+    _check(tr.early_stopping_patience is None or tr.early_stopping_patience >= 1,
+           "train.early_stopping_patience", "must be >= 1 or null")
+    _check(tr.doubly_stochastic >= 0, "train.doubly_stochastic", "must be >= 0")
+    _check(dc.n_best <= dc.beam_size, "decode.n_best", f"got {dc.n_best}; must be <= decode.beam_size ({dc.beam_size})")
+    _check(dc.length_penalty >= 0, "decode.length_penalty", "must be >= 0 (0 = no penalty)")
+    _check(dc.temperature > 0, "decode.temperature", "must be > 0")
+    _check(dc.top_k >= 0, "decode.top_k", "must be >= 0 (0 = whole vocabulary)")
+    _check(dc.max_length_ratio is None or dc.max_length_ratio > 0, "decode.max_length_ratio", "must be > 0 or null")
+    trainable = m.encoder.trainable
+    _check(isinstance(trainable, bool) or (isinstance(trainable, int) and trainable >= 0),
+           "model.encoder.trainable", f"got {trainable!r}; allowed values: false, true, or N (top N layers)")
+    _check(m.bridge != "copy" or (m.encoder.type == "recurrent"), "model.bridge",
+           "'copy' needs a recurrent encoder; use 'dense' or 'zero' for images")
+    if config.task == "captioning":
+        _check(m.encoder.type == "image", "model.encoder.type", "captioning needs 'image'")
+        _check(d.format in ("flickr8k", "coco", "table", "tfds"), "data.format",
+               f"got {d.format!r}; captioning allows 'flickr8k', 'coco', 'table', 'tfds'")
+    else:
+        _check(m.encoder.type == "recurrent", "model.encoder.type", "translation needs 'recurrent'")
+        _check(d.format in ("anki", "parallel", "tfds"), "data.format",
+               f"got {d.format!r}; translation allows 'anki', 'parallel', 'tfds'")
+        if d.format == "anki":
+            _check(bool(d.path), "data.path", "the Anki/TSV file is required when data.format is 'anki'")
+        if d.format == "parallel":
+            _check(bool(d.source_file and d.target_file), "data.source_file",
+                   "data.source_file and data.target_file are required when data.format is 'parallel'")
+        if d.format == "tfds":
+            _check(bool(d.tfds_name), "data.tfds_name", "required when data.format is 'tfds'")
+    return config
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key=value`` (value parsed as YAML: ``3``, ``true``, ``null``, ``[1, 2]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. train.max_steps=100")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {key}: cannot parse value {raw!r}: {err}") from err
+    return key, value
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Return a copy of nested dict `values` with dotted ``key=value`` overrides applied.
+
+    Raises:
+      ConfigError: a key that the config does not declare (named in full).
+    """
+    values = copy.deepcopy(values)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        parts = key.split(".")
+        node, cls, path = values, Config, []
+        for part in parts[:-1]:
+            path.append(part)
+            hints = typing.get_type_hints(cls)
+            if part not in hints or not dataclasses.is_dataclass(hints[part]):
+                raise ConfigError(f"unknown config key {'.'.join(path)!r} in override {text!r}")
+            cls = hints[part]
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key {'.'.join(path)!r} is not a section")
+        if parts[-1] not in typing.get_type_hints(cls):
+            raise ConfigError(f"unknown config key {key!r} in override {text!r}")
+        node[parts[-1]] = value
+    return values
+
+
+def config_from_dict(values: dict, overrides: list[str] | None = None) -> Config:
+    """Build and validate a Config from a nested dict plus ``key=value`` overrides."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(values).__name__}")
+    return validate(_build(Config, apply_overrides(values, overrides or [])))
+
+
+def load_config(path: str, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config file, apply overrides, validate.
+
+    Raises:
+      ConfigError: unreadable YAML (with the file and line), unknown key, wrong type, impossible value.
+      FileNotFoundError: `path` does not exist.
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    try:
+        return config_from_dict(values, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def save_config(config: Config, path: str) -> None:
+    """Write `config` as YAML atomically (temp file + rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False, allow_unicode=True)
+    os.replace(tmp, path)
+
+
+def data_root(config: Config) -> str:
+    """The folder relative data paths resolve against: data.data_dir, $SEQ2SEQ_DATA_DIR, or '.'."""
+    return config.data.data_dir or os.environ.get(DATA_DIR_ENV) or "."
+
+
+def resolve_path(config: Config, path: Optional[str]) -> Optional[str]:
+    """Absolute paths and None pass through; relative ones are joined to `data_root(config)`."""
+    if path is None:
+        return None
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.join(data_root(config), path)

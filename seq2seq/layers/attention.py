@@ -1,0 +1,74 @@
+"""Attention over an encoder memory: Bahdanau (additive) and Luong (multiplicative).
+
+Both layers are thin wrappers around Keras' own scoring layers (`keras.layers.AdditiveAttention`,
+`keras.layers.Attention`), adding the learned projections of the papers and a split between the
+per-source work (projecting the memory into keys, done once per sentence) and the per-step work
+(scoring a query), so step-by-step decoding does not re-project the memory at every step.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class MemoryAttention(keras.layers.Layer):
+    """Attention of decoder queries over an encoder memory.
+
+    Args:
+      units: int, size of the attention space (keys and projected queries).
+      score: "bahdanau" — additive score v^T tanh(W_q q + W_k k) (Bahdanau et al., 2015, eq. 6);
+        "luong" — multiplicative "general" score q^T W_k k (Luong et al., 2015, eq. 8).
+
+    Call (after `keys = layer.project_memory(memory)`):
+      query: float32 [batch, query_time, query_dim].
+      keys: float32 [batch, memory_time, units] from `project_memory`.
+      memory: float32 [batch, memory_time, memory_dim], the values averaged by the weights.
+      memory_mask: bool [batch, memory_time], True at real (non-padding) positions.
+
+    Returns:
+      (context float32 [batch, query_time, memory_dim], weights float32 [batch, query_time, memory_time]):
+      weights are exactly 0 where `memory_mask` is False and each row sums to 1.
+
+    Raises:
+      ValueError: for an unknown `score`.
+    """
+
+    SCORES = ("bahdanau", "luong")
+
+    def __init__(self, units: int, score: str = "bahdanau", **kwargs):
+        super().__init__(**kwargs)
+        if score not in self.SCORES:
+            raise ValueError(f"unknown attention score {score!r}; allowed values: {', '.join(self.SCORES)}")
+        self.units = int(units)
+        self.score = score
+        self.key_projection = keras.layers.Dense(self.units, use_bias=False, name="key_projection")
+        if score == "bahdanau":
+            self.query_projection = keras.layers.Dense(self.units, use_bias=False, name="query_projection")
+            self.scorer = keras.layers.AdditiveAttention(use_scale=True, name="additive")
+        else:
+            self.query_projection = None
+            self.scorer = keras.layers.Attention(use_scale=False, score_mode="dot", name="multiplicative")
+
+    def build(self, query_shape, keys_shape=None, memory_shape=None, memory_mask_shape=None):
+        query_dim = query_shape[-1]
+        if self.query_projection is not None:
+            self.query_projection.build((None, None, query_dim))
+        elif query_dim != self.units:
+            raise ValueError(f"luong attention needs query size == units ({query_dim} != {self.units})")
+        self.built = True
+
+    def project_memory(self, memory):
+        """Keys for `memory` float32 [batch, memory_time, memory_dim] -> [batch, memory_time, units]."""
+        return self.key_projection(memory)
+
+    def call(self, query, keys, memory, memory_mask, training=None):
+        if self.query_projection is not None:
+            query = self.query_projection(query)
+        context, weights = self.scorer(
+            [query, memory, keys], mask=[None, memory_mask], return_attention_scores=True, training=training
+        )
+        return context, weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "score": self.score}

@@ -1,0 +1,279 @@
+"""Teacher-forced training: masked loss and accuracy, optimizer, checkpoints with resume, callbacks.
+
+Checkpoints are `checkpoints/ckpt-<step>.weights.h5` in the model directory: model weights and the optimizer
+state (its step counter included), each written to a temporary file and renamed, so a crash never leaves a
+half-written checkpoint that later loads. Running `train` again on the same directory restores the newest
+one and continues from its step. Data position policy: the input pipeline is restarted on resume and
+reshuffled with the seed `train.seed + step`, so a resumed run sees a fresh permutation rather than the
+exact remaining examples of the interrupted pass.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from pipelines.vocab import PAD_ID
+from seq2seq.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_WEIGHTS = "best.weights.h5"
+_CKPT_RE = re.compile(r"ckpt-(\d+)\.weights\.h5$")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loss and metric
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Token-level cross-entropy averaged over real (non-padding) target positions.
+
+    With label smoothing ε the target distribution is (1 − ε) on the true token plus ε/V spread over the
+    vocabulary (Szegedy et al., 2016). Padding positions (`y_true == 0`) contribute nothing, whatever the
+    logits there.
+
+    Call:
+      y_true: int32 [batch, time], target ids, 0 at padding.
+      y_pred: float [batch, time, vocab] logits.
+
+    Returns:
+      float32 scalar: sum of token losses / number of real tokens (0 for an all-padding batch).
+    """
+
+    def __init__(self, label_smoothing=0.0, name="masked_cross_entropy", **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name=name, reduction="sum_over_batch_size", **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        true_log_prob = ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        token_loss = -true_log_prob
+        if self.label_smoothing > 0:
+            token_loss = (1.0 - self.label_smoothing) * token_loss - self.label_smoothing * ops.mean(log_probs, -1)
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        return ops.sum(token_loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        return {"name": self.name, "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class MaskedAccuracy(keras.metrics.Metric):
+    """Fraction of real (non-padding) target positions whose arg-max prediction is the true token."""
+
+    def __init__(self, name="masked_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        hit = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
+        self.correct.assign_add(ops.sum(hit * mask))
+        self.total.assign_add(ops.sum(mask))
+
+    def result(self):
+        return self.correct / ops.maximum(self.total, 1.0)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimizer
+
+
+def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam (Kingma & Ba, 2015) with gradient clipping by global norm and the configured LR schedule.
+
+    `constant`: `learning_rate` after a linear warm-up of `warmup_steps`; `cosine`: warm-up, then cosine
+    decay to 0 at `max_steps` (Loshchilov & Hutter, 2017).
+    """
+    if train.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if train.warmup_steps else train.learning_rate,
+            decay_steps=max(1, train.max_steps - train.warmup_steps),
+            warmup_target=train.learning_rate if train.warmup_steps else None,
+            warmup_steps=train.warmup_steps)
+    elif train.warmup_steps:
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0, decay_steps=1, alpha=1.0, warmup_target=train.learning_rate,
+            warmup_steps=train.warmup_steps)
+    else:
+        lr = train.learning_rate
+    return keras.optimizers.Adam(learning_rate=lr, global_clipnorm=train.clipnorm)
+
+
+def compile_model(model: keras.Model, train: TrainConfig) -> keras.Model:
+    """Compile `model` with the masked loss, masked accuracy and the optimizer; builds optimizer state."""
+    model.compile(optimizer=make_optimizer(train), loss=MaskedCrossEntropy(train.label_smoothing),
+                  metrics=[MaskedAccuracy()], jit_compile=train.jit_compile)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def atomic_save_weights(model: keras.Model, path: str) -> None:
+    """`model.save_weights(path)` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def list_checkpoints(model_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of every complete checkpoint in `model_dir`, oldest first."""
+    found = []
+    for path in glob.glob(os.path.join(model_dir, CHECKPOINT_DIR, "ckpt-*.weights.h5")):
+        match = _CKPT_RE.search(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def restore_latest(model: keras.Model, model_dir: str) -> int:
+    """Load the newest checkpoint (weights + optimizer state) into a compiled `model`; return its step (0 if none)."""
+    checkpoints = list_checkpoints(model_dir)
+    if not checkpoints:
+        return 0
+    step, path = checkpoints[-1]
+    model.load_weights(path)
+    log.info("resumed from %s (step %d)", path, int(model.optimizer.iterations))
+    return int(model.optimizer.iterations)
+
+
+class CheckpointSaver(keras.callbacks.Callback):
+    """Saves a checkpoint every `every` steps, at the end of training, and keeps the newest `keep`.
+
+    A checkpoint is only written while the last loss is finite, so a NaN never overwrites good weights.
+    """
+
+    def __init__(self, model_dir: str, every: int, keep: int = 2):
+        super().__init__()
+        self.model_dir = model_dir
+        self.every = int(every)
+        self.keep = int(keep)
+        self.last_loss_finite = True
+        self.last_saved = None
+
+    def step(self) -> int:
+        return int(self.model.optimizer.iterations)
+
+    def save(self) -> str | None:
+        step = self.step()
+        if not self.last_loss_finite or step == self.last_saved or step == 0:
+            return None
+        path = os.path.join(self.model_dir, CHECKPOINT_DIR, f"ckpt-{step}.weights.h5")
+        atomic_save_weights(self.model, path)
+        self.last_saved = step
+        for _, old in list_checkpoints(self.model_dir)[:-self.keep]:
+            os.remove(old)
+        return path
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        self.last_loss_finite = loss is None or bool(np.isfinite(loss))
+        if self.step() % self.every == 0:
+            self.save()
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops `fit` once the optimizer has taken `max_steps` steps (in total, across resumes)."""
+
+    def __init__(self, max_steps: int):
+        super().__init__()
+        self.max_steps = int(max_steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) >= self.max_steps:
+            self.model.stop_training = True
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights with the lowest validation loss in `<model_dir>/best.weights.h5` (atomic)."""
+
+    def __init__(self, model_dir: str, monitor: str = "val_loss"):
+        super().__init__()
+        self.path = os.path.join(model_dir, BEST_WEIGHTS)
+        self.monitor = monitor
+        self.best = math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and np.isfinite(value) and value < self.best:
+            self.best = float(value)
+            atomic_save_weights(self.model, self.path)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
+        train: TrainConfig, model_dir: str, verbose: int = 1) -> dict:
+    """Train a compiled `model` until `train.max_steps` total steps, resuming from `model_dir`'s checkpoints.
+
+    Args:
+      train_data: repeated dataset of ((inputs...), targets) batches.
+      validation_data: finite dataset, evaluated every `train.eval_every` steps (None: no validation,
+        no early stopping, and the final weights count as best).
+      train: the `train` config section.
+      model_dir: the model directory (checkpoints/, logs/, best.weights.h5).
+
+    Returns:
+      dict with `start_step`, `final_step`, `history` (per evaluation round).
+
+    Raises:
+      NonFiniteLossError: the loss became NaN/Inf; the newest finite checkpoint is kept.
+    """
+    start = restore_latest(model, model_dir)
+    if start >= train.max_steps:
+        log.info("already trained for %d steps (train.max_steps = %d)", start, train.max_steps)
+        return {"start_step": start, "final_step": start, "history": {}}
+    saver = CheckpointSaver(model_dir, train.checkpoint_every)
+    callbacks = [
+        saver,
+        StopAtStep(train.max_steps),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=100),
+        keras.callbacks.CSVLogger(os.path.join(model_dir, "train_log.csv"), append=True),
+    ]
+    if validation_data is not None:
+        callbacks.append(BestWeights(model_dir))
+        if train.early_stopping_patience:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience))
+    steps_per_round = min(train.eval_every, train.max_steps)
+    rounds = math.ceil(train.max_steps / steps_per_round)
+    history = model.fit(
+        train_data, validation_data=validation_data, epochs=rounds, initial_epoch=start // steps_per_round,
+        steps_per_epoch=steps_per_round, validation_steps=train.validation_batches, callbacks=callbacks,
+        verbose=verbose)
+    final = int(model.optimizer.iterations)
+    if not saver.last_loss_finite:
+        kept = list_checkpoints(model_dir)
+        raise NonFiniteLossError(
+            f"training stopped at step {final}: the loss became NaN or infinite; the last good checkpoint "
+            f"{kept[-1][1] if kept else '(none)'} is kept. Lower train.learning_rate or set train.clipnorm.")
+    saver.save()
+    if validation_data is None or not os.path.exists(os.path.join(model_dir, BEST_WEIGHTS)):
+        atomic_save_weights(model, os.path.join(model_dir, BEST_WEIGHTS))
+    return {"start_step": start, "final_step": final, "history": history.history}
