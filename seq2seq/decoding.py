@@ -1,0 +1,517 @@
+"""Greedy, sampling and beam-search decoding over a decoder step function.
+
+Every strategy drives the *decoder step contract* of ``docs/DESIGN.md``::
+
+    step_fn(ids, state, constants) -> (logits, new_state, attention)
+
+* ``ids`` ``int32 [batch]``: the previous target token (``bos_id`` at the first step);
+* ``state``: nested structure (``tf.nest``) of tensors with leading dimension ``batch``;
+* ``constants``: nested structure of tensors with leading dimension ``batch`` that never
+  changes during decoding (encoder memory and mask);
+* ``logits`` ``float32 [batch, vocab]`` (unnormalised), ``new_state`` same structure as ``state``,
+  ``attention`` ``float32 [batch, memory_time]``.
+
+The decoders are written with plain TensorFlow ops and ``tf.while_loop`` (no Python loop over
+time, no numpy, no custom ops), so the same code runs eagerly, inside ``tf.function`` with a
+dynamic batch dimension (one trace for every batch size) and inside a SavedModel served by stock
+TensorFlow Serving. The whole batch is decoded at once.
+
+Conventions shared by all strategies:
+
+* The *length* of a hypothesis counts its tokens up to and including ``eos_id``; a hypothesis that
+  reaches its maximum length without EOS has length ``max_length`` and contains no EOS.
+* Positions after the end of a hypothesis hold ``pad_id`` (0) and zero attention; they add
+  nothing to the score.
+* ``max_length`` is the maximum number of generated tokens (EOS included) and may be a Python
+  int, a scalar tensor or an ``int32 [batch]`` tensor of per-sentence limits
+  (see :func:`max_output_length`).
+* Scores are sums of ``log_softmax(logits)`` of the chosen tokens (natural log).
+
+Beam search follows Graves (2012), "Sequence Transduction with Recurrent Neural Networks", and
+Sutskever et al. (2014), "Sequence to Sequence Learning with Neural Networks"; the length penalty
+is the GNMT one of Wu et al. (2016), "Google's Neural Machine Translation System".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import tensorflow as tf
+
+from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID
+
+StepFn = Callable[[tf.Tensor, Any, Any], tuple]
+
+_NEG_INF = float("-inf")
+
+
+class DecodeResult(NamedTuple):
+    """Output of :func:`greedy_decode` and :func:`sample_decode`.
+
+    Attributes:
+      ids: ``int32 [batch, time]``; EOS included, ``PAD`` after it. ``time`` is the number of
+        decoding steps run (the longest hypothesis of the batch).
+      lengths: ``int32 [batch]``, tokens up to and including EOS.
+      scores: ``float32 [batch]``, sum of the model log-probabilities of the emitted tokens.
+      attention: ``float32 [batch, time, memory_time]`` (zeros after the end) or ``None``.
+    """
+
+    ids: tf.Tensor
+    lengths: tf.Tensor
+    scores: tf.Tensor
+    attention: Optional[tf.Tensor]
+
+
+class BeamResult(NamedTuple):
+    """Output of :func:`beam_search_decode`; hypotheses sorted by ``scores`` descending.
+
+    Attributes:
+      ids: ``int32 [batch, n_best, time]``; EOS included, ``PAD`` after it.
+      lengths: ``int32 [batch, n_best]``, tokens up to and including EOS.
+      scores: ``float32 [batch, n_best]``, length-normalised score used for ranking
+        (``log_probs / gnmt_length_penalty(lengths, alpha)``).
+      log_probs: ``float32 [batch, n_best]``, raw sum of log-probabilities.
+      attention: ``float32 [batch, n_best, time, memory_time]`` or ``None``.
+
+    When fewer than ``n_best`` distinct hypotheses exist (tiny vocabularies), the missing entries
+    have ``scores == log_probs == -inf``, ``lengths == 0`` and all-``PAD`` ids.
+    """
+
+    ids: tf.Tensor
+    lengths: tf.Tensor
+    scores: tf.Tensor
+    log_probs: tf.Tensor
+    attention: Optional[tf.Tensor]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def max_output_length(source_lengths, absolute, relative=None, offset=0) -> tf.Tensor:
+    """Per-sentence maximum output length ``min(absolute, ceil(relative * source_length) + offset)``.
+
+    Args:
+      source_lengths: ``int [batch]`` source lengths (tokens).
+      absolute: int or scalar tensor, hard upper bound for every sentence.
+      relative: optional float; ``None`` means "absolute only".
+      offset: int added to the relative bound (default 0).
+
+    Returns:
+      ``int32 [batch]``, clipped below at 1 so that every sentence may emit at least EOS.
+    """
+    source_lengths = tf.convert_to_tensor(source_lengths)
+    absolute = tf.cast(absolute, tf.int32)
+    if relative is None:
+        limit = tf.fill(tf.shape(source_lengths), absolute)
+    else:
+        rel = tf.math.ceil(tf.cast(relative, tf.float32) * tf.cast(source_lengths, tf.float32))
+        limit = tf.minimum(absolute, tf.cast(rel, tf.int32) + tf.cast(offset, tf.int32))
+    return tf.maximum(limit, 1)
+
+
+def gnmt_length_penalty(lengths, alpha) -> tf.Tensor:
+    """GNMT length penalty ``lp(Y) = (5 + |Y|)^alpha / (5 + 1)^alpha`` (Wu et al. 2016, eq. 14).
+
+    ``|Y|`` counts the EOS token when the hypothesis has one. ``alpha == 0`` gives 1 (no
+    penalty). The ranking score of a hypothesis is ``log P(Y) / lp(Y)``.
+
+    Args:
+      lengths: int or float tensor of any shape.
+      alpha: float or scalar float tensor, ``>= 0``.
+
+    Returns:
+      ``float32`` tensor with the shape of ``lengths``.
+    """
+    lengths = tf.cast(lengths, tf.float32)
+    return tf.pow((5.0 + lengths) / 6.0, tf.cast(alpha, tf.float32))
+
+
+def _per_sentence_max_length(max_length, batch_size) -> tf.Tensor:
+    """Broadcasts a Python int, scalar or ``[batch]`` ``max_length`` to ``int32 [batch]``."""
+    return tf.broadcast_to(tf.cast(max_length, tf.int32), tf.reshape(batch_size, [1]))
+
+
+def _loop_bound(max_lengths) -> tf.Tensor:
+    """Number of steps needed for the longest sentence (0 for an empty batch)."""
+    return tf.maximum(tf.reduce_max(tf.concat([max_lengths, [0]], axis=0)), 0)
+
+
+def _keep_shapes(new, old):
+    """Pins the static shapes of a structure returned by ``step_fn`` to those of its input."""
+    return tf.nest.map_structure(lambda n, o: tf.ensure_shape(n, o.shape), new, old)
+
+
+def _call_step(step_fn, ids, state, constants):
+    """Calls ``step_fn`` and casts ``logits``/``attention`` to float32 with stable state shapes."""
+    logits, new_state, attention = step_fn(ids, state, constants)
+    new_state = _keep_shapes(new_state, state)
+    return tf.cast(logits, tf.float32), new_state, tf.cast(attention, tf.float32)
+
+
+def _check_positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive Python int, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Greedy and sampling: one loop, parameterised by a token-selection function
+# --------------------------------------------------------------------------------------------
+
+
+def _sequential_decode(step_fn, initial_state, constants, batch_size, max_length, select_fn,
+                       bos_id, eos_id, return_attention) -> DecodeResult:
+    """Decodes one token per step for every sentence; ``select_fn(logits, t) -> int32 [batch]``."""
+    max_lengths = _per_sentence_max_length(max_length, batch_size)
+    loop_bound = _loop_bound(max_lengths)
+
+    def cond(t, ids, state, finished, lengths, scores, ids_ta, attention_ta):
+        return tf.logical_and(t < loop_bound, tf.logical_not(tf.reduce_all(finished)))
+
+    def body(t, ids, state, finished, lengths, scores, ids_ta, attention_ta):
+        logits, state, attention = _call_step(step_fn, ids, state, constants)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        chosen = tf.cast(select_fn(logits, t), tf.int32)
+        chosen = tf.where(finished, tf.constant(PAD_ID, tf.int32), chosen)
+        chosen_log_prob = tf.gather(log_probs, chosen, batch_dims=1)
+        scores += tf.where(finished, 0.0, chosen_log_prob)
+        lengths += tf.cast(tf.logical_not(finished), tf.int32)
+        ids_ta = ids_ta.write(t, chosen)
+        if return_attention:
+            attention_ta = attention_ta.write(t, tf.where(finished[:, None], 0.0, attention))
+        finished = finished | tf.equal(chosen, eos_id) | (t + 1 >= max_lengths)
+        return t + 1, chosen, state, finished, lengths, scores, ids_ta, attention_ta
+
+    loop_vars = (
+        tf.constant(0, tf.int32),
+        tf.fill([batch_size], tf.constant(bos_id, tf.int32)),
+        initial_state,
+        max_lengths <= 0,
+        tf.zeros([batch_size], tf.int32),
+        tf.zeros([batch_size], tf.float32),
+        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+    )
+    _, _, _, _, lengths, scores, ids_ta, attention_ta = tf.while_loop(cond, body, loop_vars)
+    ids = _stack_time_major(ids_ta, batch_size, [], tf.int32)
+    attention = None
+    if return_attention:
+        attention = _stack_time_major(attention_ta, batch_size, [0], tf.float32)
+    return DecodeResult(ids=ids, lengths=lengths, scores=scores, attention=attention)
+
+
+def _stack_time_major(tensor_array, batch_size, trailing, dtype):
+    """Stacks ``[time][batch, ...]`` into ``[batch, time, ...]``; empty when no step ran."""
+    empty = tf.zeros(tf.concat([[0], tf.reshape(batch_size, [1]), trailing], 0), dtype)
+    stacked = tf.cond(tensor_array.size() > 0, tensor_array.stack, lambda: empty)
+    rank = len(trailing) + 2
+    return tf.transpose(stacked, [1, 0] + list(range(2, rank)))
+
+
+def _greedy_select(logits, t):
+    del t
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
+def _make_sampling_select(temperature, top_k, seed):
+    """Returns ``select_fn`` sampling from ``softmax(logits / temperature)`` restricted to top-k."""
+
+    def select(logits, t):
+        logits = logits / tf.cast(temperature, tf.float32)
+        vocab = tf.shape(logits)[-1]
+        top_k_t = tf.cast(top_k, tf.int32)
+        k = tf.clip_by_value(top_k_t, 1, vocab)
+        kth_best = tf.math.top_k(logits, k=k).values[:, -1:]
+        truncated = tf.where(logits < kth_best, _NEG_INF, logits)
+        logits = tf.where(top_k_t > 0, truncated, logits)
+        if seed is None:
+            samples = tf.random.categorical(logits, 1, dtype=tf.int32)
+        else:
+            step_seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(t, tf.int64)])
+            samples = tf.random.stateless_categorical(logits, 1, seed=step_seed, dtype=tf.int32)
+        return samples[:, 0]
+
+    return select
+
+
+def greedy_decode(step_fn: StepFn, initial_state, constants, batch_size, max_length,
+                  bos_id: int = BOS_ID, eos_id: int = EOS_ID,
+                  return_attention: bool = False) -> DecodeResult:
+    """Greedy (arg-max) decoding.
+
+    Args:
+      step_fn: decoder step (see module docstring).
+      initial_state: nested ``[batch, ...]`` decoder state.
+      constants: nested ``[batch, ...]`` tensors passed unchanged to every step.
+      batch_size: Python int or scalar int32 tensor (e.g. ``tf.shape(source)[0]``).
+      max_length: Python int, scalar or ``int32 [batch]``; max tokens per sentence, EOS included.
+      bos_id, eos_id: special ids (defaults from ``pipelines/vocab.py``: 2 and 3).
+      return_attention: also return the attention of every emitted token.
+
+    Returns:
+      :class:`DecodeResult`. Ties are broken towards the lowest id.
+    """
+    return _sequential_decode(step_fn, initial_state, constants, batch_size, max_length,
+                              _greedy_select, bos_id, eos_id, return_attention)
+
+
+def sample_decode(step_fn: StepFn, initial_state, constants, batch_size, max_length,
+                  bos_id: int = BOS_ID, eos_id: int = EOS_ID, return_attention: bool = False,
+                  temperature=1.0, top_k=0, seed: Optional[int] = None) -> DecodeResult:
+    """Ancestral sampling with temperature and top-k truncation (Fan et al. 2018).
+
+    Arguments as :func:`greedy_decode`, plus:
+      temperature: float ``> 0`` (or scalar tensor); logits are divided by it before sampling.
+      top_k: int (or scalar tensor); sample only among the ``top_k`` highest logits of each step
+        (tokens tied with the k-th logit are kept too). ``0`` = the full distribution.
+      seed: optional int. With a seed, sampling uses ``tf.random.stateless_categorical`` with the
+        per-step seed ``[seed, step]`` and is reproducible (also inside a SavedModel); without one,
+        the stateful ``tf.random.categorical`` is used.
+
+    Returns:
+      :class:`DecodeResult`; ``scores`` are the log-probabilities under the *model* distribution
+      (``log_softmax(logits)``, temperature 1, no truncation), so they are comparable with greedy.
+
+    Raises:
+      ValueError: if a Python ``temperature <= 0`` or ``top_k < 0`` is given.
+    """
+    if isinstance(temperature, (int, float)) and temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if isinstance(top_k, int) and top_k < 0:
+        raise ValueError(f"top_k must be >= 0, got {top_k}")
+    select = _make_sampling_select(temperature, top_k, seed)
+    return _sequential_decode(step_fn, initial_state, constants, batch_size, max_length,
+                              select, bos_id, eos_id, return_attention)
+
+
+# --------------------------------------------------------------------------------------------
+# Beam search
+# --------------------------------------------------------------------------------------------
+
+
+def _tile_beams(structure, beam_size):
+    """``[batch, ...] -> [batch * beam, ...]`` with the beams of one sentence adjacent."""
+    return tf.nest.map_structure(lambda x: tf.repeat(x, beam_size, axis=0), structure)
+
+
+def _gather_beams(structure, flat_indices):
+    """Reorders a ``[batch * beam, ...]`` structure by flat (sentence * beam + parent) indices."""
+    return tf.nest.map_structure(lambda x: tf.gather(x, flat_indices), structure)
+
+
+def _initial_beam_log_probs(batch_size, beam_size):
+    """Only beam 0 is live at step 0 so the beam does not fill with copies of one hypothesis."""
+    first = tf.zeros([batch_size, 1], tf.float32)
+    rest = tf.fill([batch_size, beam_size - 1], _NEG_INF)
+    return tf.concat([first, rest], axis=1)
+
+
+def _expand_candidates(log_probs, beam_log_probs, beam_finished, beam_lengths, t, alpha):
+    """Scores every (beam, token) continuation; returns ``(raw, ranking)`` ``[batch, beam, vocab]``.
+
+    A live beam's continuation has length ``t + 1`` and is ranked by ``raw / lp(t + 1)``; a finished
+    beam has a single continuation, ``PAD`` at zero cost, ranked by its final normalised score.
+    """
+    vocab = tf.shape(log_probs)[-1]
+    is_pad = tf.equal(tf.range(vocab), PAD_ID)[None, None, :]
+    live_raw = beam_log_probs[:, :, None] + log_probs
+    done_raw = tf.where(is_pad, beam_log_probs[:, :, None], _NEG_INF)
+    raw = tf.where(beam_finished[:, :, None], done_raw, live_raw)
+    lengths = tf.where(beam_finished, beam_lengths, t + 1)
+    ranking = raw / gnmt_length_penalty(lengths, alpha)[:, :, None]
+    return raw, ranking
+
+
+def _merge_finished(finished, candidates, add_mask, n_keep):
+    """Keeps the ``n_keep`` best of the finished set plus the masked-in candidates.
+
+    Both ``finished`` and ``candidates`` are dicts of ``[batch, n]`` tensors with keys ``score``,
+    ``log_prob``, ``length``, ``end`` (time of the last token) and ``slot`` (beam index at ``end``).
+    """
+    candidates = dict(candidates)
+    candidates["score"] = tf.where(add_mask, candidates["score"], _NEG_INF)
+    candidates["log_prob"] = tf.where(add_mask, candidates["log_prob"], _NEG_INF)
+    merged = {key: tf.concat([finished[key], candidates[key]], axis=1) for key in finished}
+    _, best = tf.math.top_k(merged["score"], k=n_keep)
+    return {key: tf.gather(value, best, batch_dims=1) for key, value in merged.items()}
+
+
+def _empty_finished(batch_size, n_keep):
+    shape = [batch_size, n_keep]
+    return {
+        "score": tf.fill(shape, _NEG_INF),
+        "log_prob": tf.fill(shape, _NEG_INF),
+        "length": tf.zeros(shape, tf.int32),
+        "end": tf.fill(shape, -1),
+        "slot": tf.zeros(shape, tf.int32),
+    }
+
+
+def _backtrack(tokens, parents, attention, finished, num_steps):
+    """Rebuilds finished hypotheses from per-step choices by following parent pointers backwards.
+
+    Args:
+      tokens, parents: ``int32 [time, batch, beam]``: token chosen for beam slot ``j`` at step ``s``
+        and the slot it extends (slot index at step ``s - 1``).
+      attention: ``float32 [time, batch, beam, memory_time]`` indexed by the *parent* slot, or None.
+      finished: dict of ``[batch, n]`` tensors (see :func:`_merge_finished`).
+      num_steps: scalar int32, ``time``.
+
+    Returns:
+      ``(ids int32 [batch, n, time], attention float32 [batch, n, time, memory_time] or None)``.
+    """
+    end = finished["end"]
+
+    def body(s, pointer, ids_ta, attention_ta):
+        inside = s <= end
+        token = tf.gather(tokens[s], pointer, batch_dims=1)
+        parent = tf.gather(parents[s], pointer, batch_dims=1)
+        ids_ta = ids_ta.write(s, tf.where(inside, token, PAD_ID))
+        if attention is not None:
+            step_attention = tf.gather(attention[s], parent, batch_dims=1)
+            attention_ta = attention_ta.write(
+                s, tf.where(inside[:, :, None], step_attention, 0.0))
+        return s - 1, tf.where(inside, parent, pointer), ids_ta, attention_ta
+
+    loop_vars = (
+        num_steps - 1,
+        finished["slot"],
+        tf.TensorArray(tf.int32, size=num_steps, element_shape=end.shape),
+        tf.TensorArray(tf.float32, size=num_steps, element_shape=[None, None, None]),
+    )
+    _, _, ids_ta, attention_ta = tf.while_loop(lambda s, *_: s >= 0, body, loop_vars)
+    batch_size = tf.shape(end)[0]
+    ids = tf.transpose(_stack_or_empty(ids_ta, [batch_size, tf.shape(end)[1]], tf.int32), [1, 2, 0])
+    if attention is None:
+        return ids, None
+    attention_shape = [batch_size, tf.shape(end)[1], tf.shape(attention)[-1]]
+    stacked = _stack_or_empty(attention_ta, attention_shape, tf.float32)
+    return ids, tf.transpose(stacked, [1, 2, 0, 3])
+
+
+def _stack_or_empty(tensor_array, element_shape, dtype):
+    empty = tf.zeros(tf.concat([[0], tf.stack(element_shape)], 0), dtype)
+    return tf.cond(tensor_array.size() > 0, tensor_array.stack, lambda: empty)
+
+
+def beam_search_decode(step_fn: StepFn, initial_state, constants, batch_size, beam_size: int,
+                       max_length, length_penalty=0.0, n_best: int = 1, bos_id: int = BOS_ID,
+                       eos_id: int = EOS_ID, return_attention: bool = False) -> BeamResult:
+    """Batched beam search (Graves 2012; Sutskever et al. 2014) with GNMT length penalty.
+
+    ``initial_state`` and ``constants`` are tiled to ``batch * beam_size`` once; only ``state``
+    is reordered (``tf.gather`` by parent beam) after each step. At step 0 only beam 0 is live
+    (the others start at ``-inf``). Every step, each live beam proposes all ``vocab`` tokens and
+    each finished beam proposes only ``PAD`` at zero cost; the ``beam_size`` best proposals by
+    ranking score survive. The ranking score of a hypothesis is
+    ``log P(Y) / lp(Y)`` with ``lp(Y) = ((5 + |Y|) / 6) ** length_penalty`` (Wu et al. 2016),
+    each hypothesis normalised by its *own* length ``|Y|``, which counts the EOS token (and equals
+    ``max_length`` for a hypothesis cut at the limit). EOS is compared by id; a beam stays finished.
+
+    Each hypothesis that enters the beam with EOS (and every live beam reaching its maximum length)
+    is also recorded in a separate finished set that keeps the ``n_best`` best, so a finished
+    hypothesis later pushed out of the beam still counts. Decoding stops when every beam of every
+    sentence is finished, or at ``max_length``. With ``beam_size == 1`` the result equals
+    :func:`greedy_decode`.
+
+    Args:
+      step_fn: decoder step (see module docstring).
+      initial_state: nested ``[batch, ...]`` decoder state.
+      constants: nested ``[batch, ...]`` tensors passed unchanged to every step.
+      batch_size: Python int or scalar int32 tensor.
+      beam_size: Python int ``>= 1``.
+      max_length: Python int, scalar or ``int32 [batch]``; max tokens per hypothesis, EOS included.
+      length_penalty: GNMT ``alpha >= 0`` (float or scalar tensor); 0 = raw log-probability.
+      n_best: Python int, ``1 <= n_best <= beam_size``, hypotheses returned per sentence.
+      bos_id, eos_id: special ids (defaults 2 and 3 from ``pipelines/vocab.py``).
+      return_attention: also return the attention of every emitted token.
+
+    Returns:
+      :class:`BeamResult`, hypotheses of each sentence distinct and sorted by ``scores``
+      descending.
+
+    Raises:
+      ValueError: bad ``beam_size``/``n_best`` or a negative Python ``length_penalty``.
+    """
+    _check_positive_int("beam_size", beam_size)
+    _check_positive_int("n_best", n_best)
+    if n_best > beam_size:
+        raise ValueError(f"n_best ({n_best}) must be <= beam_size ({beam_size})")
+    if isinstance(length_penalty, (int, float)) and length_penalty < 0:
+        raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
+
+    max_lengths = _per_sentence_max_length(max_length, batch_size)
+    loop_bound = _loop_bound(max_lengths)
+    constants = _tile_beams(constants, beam_size)
+    sentence_offsets = tf.range(batch_size)[:, None] * beam_size
+
+    def cond(t, *rest):
+        done = rest[-1]
+        return tf.logical_and(t < loop_bound, tf.logical_not(tf.reduce_all(done)))
+
+    def body(t, ids, state, beam_log_probs, beam_finished, beam_lengths, finished,
+             tokens_ta, parents_ta, attention_ta, done):
+        logits, state, attention = _call_step(step_fn, ids, state, constants)
+        vocab = tf.shape(logits)[-1]
+        log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch_size, beam_size, vocab])
+        raw, ranking = _expand_candidates(log_probs, beam_log_probs, beam_finished, beam_lengths,
+                                          t, length_penalty)
+        _, best = tf.math.top_k(tf.reshape(ranking, [batch_size, -1]), k=beam_size)
+        parent, token = best // vocab, best % vocab
+        new_log_probs = tf.gather(tf.reshape(raw, [batch_size, -1]), best, batch_dims=1)
+        parent_finished = tf.gather(beam_finished, parent, batch_dims=1)
+        new_lengths = tf.where(parent_finished, tf.gather(beam_lengths, parent, batch_dims=1),
+                               t + 1)
+        valid = new_log_probs > _NEG_INF
+        at_limit = (t + 1 >= max_lengths)[:, None]
+        ends_now = valid & tf.logical_not(parent_finished) & (tf.equal(token, eos_id) | at_limit)
+        candidates = {
+            "score": new_log_probs / gnmt_length_penalty(new_lengths, length_penalty),
+            "log_prob": new_log_probs,
+            "length": new_lengths,
+            "end": tf.fill(tf.shape(token), t),
+            "slot": tf.broadcast_to(tf.range(beam_size)[None, :], tf.shape(token)),
+        }
+        finished = _merge_finished(finished, candidates, ends_now & ~done[:, None], n_best)
+        new_finished = parent_finished | tf.equal(token, eos_id)
+        done = done | at_limit[:, 0] | tf.reduce_all(new_finished | ~valid, axis=1)
+
+        tokens_ta = tokens_ta.write(t, token)
+        parents_ta = parents_ta.write(t, parent)
+        if return_attention:
+            attention_ta = attention_ta.write(
+                t, tf.reshape(attention, [batch_size, beam_size, -1]))
+        flat_parent = tf.reshape(parent + sentence_offsets, [-1])
+        state = _gather_beams(state, flat_parent)
+        ids = tf.reshape(tf.where(new_finished, PAD_ID, token), [-1])
+        return (t + 1, ids, state, new_log_probs, new_finished, new_lengths, finished,
+                tokens_ta, parents_ta, attention_ta, done)
+
+    def new_ta(dtype, element_shape):
+        return tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=element_shape)
+
+    loop_vars = (
+        tf.constant(0, tf.int32),
+        tf.fill([batch_size * beam_size], tf.constant(bos_id, tf.int32)),
+        _tile_beams(initial_state, beam_size),
+        _initial_beam_log_probs(batch_size, beam_size),
+        tf.zeros([batch_size, beam_size], tf.bool),
+        tf.zeros([batch_size, beam_size], tf.int32),
+        _empty_finished(batch_size, n_best),
+        new_ta(tf.int32, [None, beam_size]),
+        new_ta(tf.int32, [None, beam_size]),
+        new_ta(tf.float32, [None, beam_size, None]),
+        max_lengths <= 0,
+    )
+    results = tf.while_loop(cond, body, loop_vars)
+    num_steps, finished = results[0], results[6]
+    tokens_ta, parents_ta, attention_ta = results[7:10]
+    tokens = _stack_or_empty(tokens_ta, [batch_size, beam_size], tf.int32)
+    parents = _stack_or_empty(parents_ta, [batch_size, beam_size], tf.int32)
+    attention = None
+    if return_attention:
+        attention = _stack_or_empty(attention_ta, [batch_size, beam_size, 0], tf.float32)
+    ids, attention = _backtrack(tokens, parents, attention, finished, num_steps)
+    return BeamResult(ids=ids, lengths=finished["length"], scores=finished["score"],
+                      log_probs=finished["log_prob"], attention=attention)

@@ -1,0 +1,69 @@
+"""SavedModel export and loading (strings in → strings out).
+
+A translation export has the signatures
+  `serving_default`: text tf.string [batch] → translation tf.string [batch], score float32 [batch];
+  `translate_nbest`: text tf.string [batch] → translations tf.string [batch, n_best], scores float32 [batch, n_best].
+A captioning export has
+  `serving_default`: image_bytes tf.string [batch] (encoded JPEG/PNG/...) → caption tf.string [batch],
+  score float32 [batch].
+Everything (normalisation, tokenisation, encoder, beam search, detokenisation) is inside the graph and uses
+only stock TensorFlow and tensorflow-text ops, so `tf.saved_model.load` in a process that imports only
+`tensorflow` and `tensorflow_text` serves it, and so does TensorFlow Serving with tensorflow-text ops.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import tensorflow as tf
+
+
+def save_atomically(module: tf.Module, output_dir: str, signatures: dict) -> str:
+    """`tf.saved_model.save` into a temporary sibling directory, then rename it to `output_dir`.
+
+    An existing `output_dir` is replaced only after the new export is complete, so an interrupted export
+    never leaves a half-written directory at `output_dir`.
+
+    Returns:
+      the absolute path of the export.
+    """
+    output_dir = os.path.abspath(output_dir)
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".tmp-export-{os.getpid()}-{os.path.basename(output_dir)}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    old = None
+    if os.path.exists(output_dir):
+        old = os.path.join(parent, f".old-export-{os.getpid()}-{os.path.basename(output_dir)}")
+        os.replace(output_dir, old)
+    os.replace(tmp, output_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    return output_dir
+
+
+def export_translation(module, output_dir: str) -> str:
+    """Write a `seq2seq.inference.TranslationModule` as a SavedModel (see the module docstring)."""
+    signatures = {"serving_default": module.translate, "translate_nbest": module.translate_nbest}
+    return save_atomically(module, output_dir, signatures)
+
+
+def export_captioning(module, output_dir: str) -> str:
+    """Write a `seq2seq.captioning.CaptioningModule` as a SavedModel (see the module docstring)."""
+    return save_atomically(module, output_dir, {"serving_default": module.caption})
+
+
+def load_saved_model(export_dir: str):
+    """Load an export with its `serving_default` signature.
+
+    Raises:
+      FileNotFoundError: `export_dir` holds no saved_model.pb.
+    """
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the graph uses)
+
+    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+        raise FileNotFoundError(f"{export_dir!r} is not a SavedModel directory (no saved_model.pb); "
+                                f"create one with `seq2seq export --model-dir DIR --output {export_dir}`")
+    return tf.saved_model.load(export_dir)

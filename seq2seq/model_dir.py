@@ -1,0 +1,124 @@
+"""The model directory: one self-contained folder per experiment.
+
+```
+MODEL_DIR/
+  config.yaml            the config used (with overrides applied)
+  tokenizers/            source / target tokenizer models
+  checkpoints/           ckpt-<step>.weights.h5 (weights + optimizer state), newest two kept
+  best.weights.h5        weights with the lowest validation loss
+  model.keras            the trained model in Keras format
+  logs/                  TensorBoard
+  train_log.csv          per-round training metrics
+  metrics.json           evaluation results per split
+  export/                SavedModel written by `seq2seq export` (default location)
+```
+Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import yaml
+
+from seq2seq.config import Config, ConfigError, config_from_dict, save_config
+
+CONFIG_FILE = "config.yaml"
+TOKENIZER_DIR = "tokenizers"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+
+# Sections whose change makes existing checkpoints or tokenizers meaningless.
+_FROZEN_KEYS = ("task", "model", "tokenizer", "data.format", "data.path", "data.reverse", "data.source_file",
+                "data.target_file", "data.lowercase", "data.seed", "data.validation_fraction", "data.test_fraction",
+                "data.tfds_name", "data.captions_file")
+
+
+class ModelDirError(ValueError):
+    """A model directory is missing, empty, unrelated, or incompatible with the requested config."""
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _frozen(flat: dict) -> dict:
+    return {k: v for k, v in flat.items() if any(k == f or k.startswith(f + ".") for f in _FROZEN_KEYS)}
+
+
+def read_config(model_dir: str) -> Config:
+    """The config saved in `model_dir`.
+
+    Raises:
+      ModelDirError: `model_dir` does not exist or holds no config.yaml (not a model directory).
+    """
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isdir(model_dir):
+        raise ModelDirError(f"model directory {model_dir!r} does not exist; train one with "
+                            f"`seq2seq train CONFIG --model-dir {model_dir}`")
+    if not os.path.isfile(path):
+        raise ModelDirError(f"{model_dir!r} is not a seq2seq model directory (no {CONFIG_FILE}); train one with "
+                            f"`seq2seq train CONFIG --model-dir {model_dir}`")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return config_from_dict(yaml.safe_load(f))
+        except (ConfigError, yaml.YAMLError) as err:
+            raise ModelDirError(f"{path}: {err}") from None
+
+
+def prepare(model_dir: str, config: Config) -> bool:
+    """Create `model_dir` for `config`, or check that a run there can be resumed with it.
+
+    Returns:
+      True when `model_dir` already held a run (resume), False for a fresh directory.
+
+    Raises:
+      ModelDirError: the saved config differs in a key that would invalidate checkpoints or tokenizers
+        (model architecture, tokenizer, data source or split); the message lists each key with both values.
+    """
+    path = os.path.join(model_dir, CONFIG_FILE)
+    resuming = os.path.isfile(path)
+    if resuming:
+        old = _frozen(_flatten(read_config(model_dir).to_dict()))
+        new = _frozen(_flatten(config.to_dict()))
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            details = "; ".join(f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in changed)
+            raise ModelDirError(
+                f"cannot resume in {model_dir!r}: the config changed incompatibly ({details}). "
+                f"Use a new --model-dir, or restore these values.")
+    elif os.path.isdir(model_dir) and os.listdir(model_dir):
+        raise ModelDirError(f"{model_dir!r} is not empty and holds no {CONFIG_FILE}: refusing to train into an "
+                            f"unrelated folder; choose a new or empty --model-dir")
+    os.makedirs(model_dir, exist_ok=True)
+    save_config(config, path)
+    return resuming
+
+
+def write_json(path: str, values: dict) -> None:
+    """Write `values` as indented JSON through a temporary file and a rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(values, f, indent=2, ensure_ascii=False, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def update_metrics(model_dir: str, split: str, metrics: dict) -> dict:
+    """Merge `metrics` for `split` into `<model_dir>/metrics.json`; return the whole file's content."""
+    path = os.path.join(model_dir, METRICS_FILE)
+    values = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    values[split] = metrics
+    write_json(path, values)
+    return values
