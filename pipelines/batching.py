@@ -120,7 +120,8 @@ def tokenize_pairs(pairs_fn: Callable[[], Iterable[Tuple[str, str]]], source_tok
 
     # Unbatched ragged rows have a RaggedTensorSpec of ragged_rank 0 but are plain tensors: the
     # identity map re-types them as TensorSpec, which padded_batch requires.
-    examples = strings.batch(_TOKENIZE_BATCH).map(tokenize).unbatch().map(lambda *vectors: vectors)
+    examples = strings.batch(_TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = examples.unbatch().map(lambda *vectors: vectors)
     return examples.cache(cache or "")
 
 

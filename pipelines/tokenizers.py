@@ -194,7 +194,8 @@ class WordTokenizer(tf.Module):
 
     def save(self, directory):
         """Writes ``<directory>/<basename>.json`` (options and pieces) atomically."""
-        _write_config(directory, self.basename, {"type": WORD, "lowercase": self.lowercase, "pieces": list(self.pieces)})
+        _write_config(directory, self.basename,
+                      {"type": WORD, "lowercase": self.lowercase, "pieces": list(self.pieces)})
 
 
 def split_words(texts, lowercase: bool):
@@ -213,7 +214,8 @@ def split_words(texts, lowercase: bool):
 
 def _raise_vocab_size_error(error: RuntimeError, vocab_size: int, name: str):
     """Re-raises SentencePiece's vocabulary-size failures as a ValueError naming both sizes."""
-    for pattern, problem, bound in ((_VOCAB_TOO_HIGH, "too large", "maximum"), (_VOCAB_TOO_LOW, "too small", "minimum")):
+    for pattern, problem, bound in ((_VOCAB_TOO_HIGH, "too large", "maximum"),
+                                    (_VOCAB_TOO_LOW, "too small", "minimum")):
         match = pattern.search(str(error))
         if match:
             raise ValueError(f"vocab_size={vocab_size} is {problem} for the training data of {name!r} "

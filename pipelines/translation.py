@@ -54,25 +54,29 @@ def _open_binary(path):
     return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
 
 
-def _decoded_lines(path) -> Iterator[Tuple[int, object]]:
-    """Yields ``(line_number, text)`` (1-based) for each line of ``path`` split on ``\\n`` only, without
-    the line ending (``\\n`` or ``\\r\\n``) and without a leading UTF-8 BOM on line 1. ``text`` is a
-    :class:`DataError` instead of a str when the line is not valid UTF-8."""
+def _numbered_lines(path) -> Iterator[Tuple[int, bytes]]:
+    """Yields ``(line_number, raw_line)`` (1-based) for each line of ``path``, split on ``\\n`` only."""
     with _open_binary(path) as file:
-        for number, raw in enumerate(file, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                yield number, DataError(f"{path}:{number}: not valid UTF-8 ({error.reason} at byte {error.start})")
-                continue
-            text = text.removesuffix("\n").removesuffix("\r")
-            yield number, text.removeprefix(_BOM) if number == 1 else text
+        yield from enumerate(file, start=1)
 
 
-def _parse_anki_line(path, number: int, text) -> Pair:
+def _decode_line(path, number: int, raw: bytes) -> str:
+    """UTF-8 line without its ending (``\\n`` or ``\\r\\n``) and, on line 1, without a BOM.
+
+    Raises:
+      DataError: not valid UTF-8 (message ``path:line: ...``).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}:{number}: not valid UTF-8 ({error.reason} at byte {error.start})") from error
+    text = text.removesuffix("\n").removesuffix("\r")
+    return text.removeprefix(_BOM) if number == 1 else text
+
+
+def _parse_anki_line(path, number: int, raw: bytes) -> Pair:
     """``english<TAB>other[<TAB>attribution]`` -> (english, other); raises DataError naming path:line."""
-    if isinstance(text, DataError):
-        raise text
+    text = _decode_line(path, number, raw)
     columns = text.split("\t")
     if not 2 <= len(columns) <= 3:
         problem = "no TAB" if len(columns) == 1 else f"{len(columns)} TAB-separated columns (expected 2 or 3)"
@@ -111,19 +115,13 @@ def read_anki(path, reverse: bool = False, limit: Optional[int] = None, skip_bad
 
 
 def _anki_pairs(path, skip_bad_lines: bool, stats: PairStats) -> Iterator[Pair]:
-    for number, text in _decoded_lines(path):
+    for number, raw in _numbered_lines(path):
         try:
-            yield _parse_anki_line(path, number, text)
+            yield _parse_anki_line(path, number, raw)
         except DataError:
             if not skip_bad_lines:
                 raise
             stats.dropped_bad_line += 1
-
-
-def _checked_text(text):
-    if isinstance(text, DataError):
-        raise text
-    return text
 
 
 def read_parallel(source_file, target_file, limit: Optional[int] = None) -> Iterator[Pair]:
@@ -148,11 +146,11 @@ def read_parallel(source_file, target_file, limit: Optional[int] = None) -> Iter
 
 def _aligned_pairs(source_file, target_file) -> Iterator[Pair]:
     counts = [0, 0]
-    for source, target in itertools.zip_longest(_decoded_lines(source_file), _decoded_lines(target_file)):
+    for source, target in itertools.zip_longest(_numbered_lines(source_file), _numbered_lines(target_file)):
         counts[0] += source is not None
         counts[1] += target is not None
         if source is not None and target is not None:  # else one file has ended: only count the other
-            yield _checked_text(source[1]), _checked_text(target[1])
+            yield _decode_line(source_file, *source), _decode_line(target_file, *target)
     if counts[0] != counts[1]:
         raise DataError(f"Parallel files have different line counts: {source_file} has {counts[0]} lines, "
                         f"{target_file} has {counts[1]} lines")

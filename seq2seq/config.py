@@ -134,6 +134,7 @@ class TrainConfig:
 
     batch_size: int = 64
     max_steps: int = 10000
+    max_minutes: Optional[float] = None
     eval_every: int = 1000
     checkpoint_every: int = 500
     learning_rate: float = 1e-3
@@ -286,6 +287,7 @@ def validate(config: Config) -> Config:
                        ("train.label_smoothing", tr.label_smoothing)]:
         _check(0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
     _check(tr.learning_rate > 0, "train.learning_rate", f"got {tr.learning_rate}; must be > 0")
+    _check(tr.max_minutes is None or tr.max_minutes > 0, "train.max_minutes", "must be > 0 or null")
     _check(tr.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
     _check(tr.clipnorm is None or tr.clipnorm > 0, "train.clipnorm", "must be > 0 or null")
     _check(tr.tbptt_steps is None or tr.tbptt_steps >= 1, "train.tbptt_steps", "must be >= 1 or null")

@@ -161,11 +161,21 @@ def build_model(config: Config, source_vocab_size, target_vocab_size, inputs_are
       target_vocab_size: int.
       inputs_are_features: captioning only: train on cached backbone features.
 
+    With `train.mixed_precision` (mixed_float16 | mixed_bfloat16) the layers compute in 16-bit floats with
+    float32 variables; attention and the output projection stay float32.
+
     Returns:
       a built, uncompiled `Seq2Seq`.
     """
-    model = Seq2Seq(config.model, target_vocab_size, source_vocab_size=source_vocab_size,
-                    inputs_are_features=inputs_are_features, doubly_stochastic=config.train.doubly_stochastic,
-                    name="seq2seq")
-    model.build_weights()
+    previous = keras.mixed_precision.global_policy()
+    if config.train.mixed_precision:
+        # Layers take their dtype policy when they are created; the global policy is restored right after.
+        keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+    try:
+        model = Seq2Seq(config.model, target_vocab_size, source_vocab_size=source_vocab_size,
+                        inputs_are_features=inputs_are_features, doubly_stochastic=config.train.doubly_stochastic,
+                        name="seq2seq")
+        model.build_weights()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     return model

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import time
 
 import keras
 import numpy as np
@@ -197,14 +198,19 @@ class CheckpointSaver(keras.callbacks.Callback):
 
 
 class StopAtStep(keras.callbacks.Callback):
-    """Stops `fit` once the optimizer has taken `max_steps` steps (in total, across resumes)."""
+    """Stops `fit` once the optimizer has taken `max_steps` steps (in total, across resumes), or once
+    `max_minutes` of wall time have passed in this run (None: no time limit)."""
 
-    def __init__(self, max_steps: int):
+    def __init__(self, max_steps: int, max_minutes: float | None = None):
         super().__init__()
         self.max_steps = int(max_steps)
+        self.deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
 
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations) >= self.max_steps:
+            self.model.stop_training = True
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            log.info("train.max_minutes reached at step %d", int(self.model.optimizer.iterations))
             self.model.stop_training = True
 
 
@@ -252,7 +258,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
     saver = CheckpointSaver(model_dir, train.checkpoint_every)
     callbacks = [
         saver,
-        StopAtStep(train.max_steps),
+        StopAtStep(train.max_steps, train.max_minutes),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=100),
         keras.callbacks.CSVLogger(os.path.join(model_dir, "train_log.csv"), append=True),

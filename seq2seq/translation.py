@@ -232,6 +232,7 @@ def evaluate(model_dir: str, split: str = "test", loaded=None, progress: bool = 
     metrics = {
         "split": split, "sentences": len(data), "decode_seconds": round(seconds, 2),
         "decode": {k: v for k, v in module.decode_config.items()},
+        "sacrebleu": bleu["score"], "nltk_bleu": bleu["nltk_score"],
         **bleu,
         "examples": [{"source": s, "reference": r, "hypothesis": h}
                      for s, r, h in list(zip(sources, references, hypotheses))[:5]],

@@ -1,5 +1,6 @@
 import gzip
 import os
+import re
 import unicodedata
 
 import pytest
@@ -17,7 +18,8 @@ def write_bytes(path, data: bytes):
 
 
 def test_read_anki_pairs_reverse_limit_and_attribution_column(tmp_path):
-    path = write_bytes(tmp_path / "spa.txt", "Go.\tVe.\nHi.\tHola.\tCC-BY 2.0 (France) #538123\nRun!\t¡Corre!\n".encode())
+    text = "Go.\tVe.\nHi.\tHola.\tCC-BY 2.0 (France) #538123\nRun!\t¡Corre!\n"
+    path = write_bytes(tmp_path / "spa.txt", text.encode())
     assert list(read_anki(path)) == [("Go.", "Ve."), ("Hi.", "Hola."), ("Run!", "¡Corre!")]
     assert list(read_anki(path, reverse=True, limit=2)) == [("Ve.", "Go."), ("Hola.", "Hi.")]
 
@@ -31,23 +33,24 @@ def test_read_anki_handles_bom_crlf_and_gzip(tmp_path):
 
 def test_line_without_tab_names_file_and_line(tmp_path):
     path = write_bytes(tmp_path / "bad.txt", b"Go.\tVe.\nno tab here\nHi.\tHola.\n")
-    with pytest.raises(DataError, match=rf"^{path}:2: no TAB"):
+    with pytest.raises(DataError, match=rf"^{re.escape(path)}:2: no TAB"):
         list(read_anki(path))
 
 
 def test_line_with_four_columns_names_file_and_line(tmp_path):
     path = write_bytes(tmp_path / "bad.txt", b"a\tb\tc\td\n")
-    with pytest.raises(DataError, match=rf"^{path}:1: 4 TAB-separated columns"):
+    with pytest.raises(DataError, match=rf"^{re.escape(path)}:1: 4 TAB-separated columns"):
         list(read_anki(path))
 
 
 def test_non_utf8_line_names_file_and_line_and_can_be_skipped(tmp_path):
-    path = write_bytes(tmp_path / "latin1.txt", "Go.\tVe.\nHi.\tHola.\nNo.\tNi\u00f1o.\n".encode().replace(
-        "ñ".encode(), "ñ".encode("latin-1")) + b"no tab\nRun!\tCorre.\n")
-    with pytest.raises(DataError, match=rf"^{path}:3: not valid UTF-8"):
+    latin1_line = "No.\tNiño.\n".encode("latin-1")
+    path = write_bytes(tmp_path / "latin1.txt", b"Go.\tVe.\nHi.\tHola.\n" + latin1_line + b"no tab\nRun!\tCorre.\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(path)}:3: not valid UTF-8"):
         list(read_anki(path))
     stats = PairStats()
-    assert list(read_anki(path, skip_bad_lines=True, stats=stats)) == [("Go.", "Ve."), ("Hi.", "Hola."), ("Run!", "Corre.")]
+    pairs = list(read_anki(path, skip_bad_lines=True, stats=stats))
+    assert pairs == [("Go.", "Ve."), ("Hi.", "Hola."), ("Run!", "Corre.")]
     assert stats.dropped_bad_line == 2
 
 
@@ -60,6 +63,13 @@ def test_read_parallel_pairs_lines_and_handles_bom_crlf(tmp_path):
     target = write_bytes(tmp_path / "train.de.gz", gzip.compress("Ein Hund.\nZwei Katzen.\n".encode()))
     assert list(read_parallel(source, target)) == [("A dog.", "Ein Hund."), ("Two cats.", "Zwei Katzen.")]
     assert list(read_parallel(source, target, limit=1)) == [("A dog.", "Ein Hund.")]
+
+
+def test_read_parallel_non_utf8_names_file_and_line(tmp_path):
+    source = write_bytes(tmp_path / "a.en", b"ok\nbad \xff\n")
+    target = write_bytes(tmp_path / "a.de", b"gut\nschlecht\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(source)}:2: not valid UTF-8"):
+        list(read_parallel(source, target))
 
 
 @pytest.mark.parametrize("source_lines, target_lines", [(3, 2), (2, 3)])
@@ -190,4 +200,5 @@ def test_download_multi30k_returns_cached_files_without_network(tmp_path):
             (cached / f"{name}.{language}.gz").write_bytes(gzip.compress(f"{name} {language}\n".encode()))
     paths = download_multi30k(cache_dir=str(tmp_path))  # keras.utils.get_file skips files already present
     assert paths["validation"]["de"] == str(cached / "val.de.gz")
-    assert list(read_parallel(paths["test"]["en"], paths["test"]["de"])) == [("test_2016_flickr en", "test_2016_flickr de")]
+    pairs = list(read_parallel(paths["test"]["en"], paths["test"]["de"]))
+    assert pairs == [("test_2016_flickr en", "test_2016_flickr de")]
