@@ -193,7 +193,7 @@ def main(argv=None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, ModelDirError, DataError, FileNotFoundError) as err:
+    except (ConfigError, ModelDirError, DataError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -234,6 +234,11 @@ def _coerce(value, tp, key: str):
             raise ConfigError(f"{key}: got {value!r}; expected an integer")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: got {value!r}; expected a number")
         return float(value)

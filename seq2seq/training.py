@@ -267,12 +267,13 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
         callbacks.append(BestWeights(model_dir))
         if train.early_stopping_patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience))
+    if validation_data is not None and train.validation_batches:
+        validation_data = validation_data.take(train.validation_batches)
     steps_per_round = min(train.eval_every, train.max_steps)
     rounds = math.ceil(train.max_steps / steps_per_round)
     history = model.fit(
         train_data, validation_data=validation_data, epochs=rounds, initial_epoch=start // steps_per_round,
-        steps_per_epoch=steps_per_round, validation_steps=train.validation_batches, callbacks=callbacks,
-        verbose=verbose)
+        steps_per_epoch=steps_per_round, callbacks=callbacks, shuffle=False, verbose=verbose)
     final = int(model.optimizer.iterations)
     if not saver.last_loss_finite:
         kept = list_checkpoints(model_dir)
