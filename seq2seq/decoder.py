@@ -182,23 +182,29 @@ class RecurrentDecoder(keras.layers.Layer):
     # ----------------------------------------------------------------------------------------------
     # Teacher forcing
 
-    def call(self, target_in, constants, state, training=None):
-        """Teacher-forced decoding of a whole target prefix.
+    def call(self, target_in, constants, state, training=None, return_state=False):
+        """Teacher-forced decoding of a whole target prefix (or of one window of it).
 
         Args:
           target_in: int32 [batch, time], BOS + target pieces, right-padded with 0.
           constants: dict from `prepare_memory`.
-          state: dict from `initial_state`.
+          state: dict from `initial_state`, or the final state of the previous window (truncated BPTT).
+          return_state: bool, default False; also return the state after the last position (same
+            structure as `state`: the recurrent states and, with input feeding, the last h̃ as "feed"),
+            so that decoding the next window from it continues exactly where this one stopped.
 
         Returns:
-          (logits float32 [batch, time, vocab_size], attention float32 [batch, time, memory_time]).
+          (logits float32 [batch, time, vocab_size], attention float32 [batch, time, memory_time]), plus
+          the final state when `return_state`.
         """
         if self.input_feeding:
-            return self._call_stepwise(target_in, constants, state, training)
-        x = self.input_dropout(self.embedding(target_in), training=training)
-        outputs, _ = self.rnn(x, initial_state=state["rnn"], training=training)
-        attentional, weights = self._attend(outputs, constants, training)
-        return self._logits(attentional, training), weights
+            logits, weights, final = self._call_stepwise(target_in, constants, state, training)
+        else:
+            x = self.input_dropout(self.embedding(target_in), training=training)
+            outputs, rnn_states = self.rnn(x, initial_state=state["rnn"], training=training)
+            attentional, weights = self._attend(outputs, constants, training)
+            logits, final = self._logits(attentional, training), {"rnn": list(rnn_states)}
+        return (logits, weights, final) if return_state else (logits, weights)
 
     def _call_stepwise(self, target_in, constants, state, training):
         target_in = tf.convert_to_tensor(target_in)
@@ -210,11 +216,11 @@ class RecurrentDecoder(keras.layers.Layer):
             logits, state, weights = self.step(target_in[:, t], state, constants, training=training)
             return t + 1, state, logits_ta.write(t, logits), weights_ta.write(t, weights)
 
-        _, _, logits_ta, weights_ta = tf.while_loop(
+        _, final, logits_ta, weights_ta = tf.while_loop(
             lambda t, *_: t < time, body, (tf.constant(0), state, logits_ta, weights_ta))
         logits = tf.transpose(logits_ta.stack(), [1, 0, 2])
         weights = tf.transpose(weights_ta.stack(), [1, 0, 2])
-        return logits, weights
+        return logits, weights, final
 
     def get_config(self):
         return {

@@ -6,12 +6,15 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
+from pipelines.vocab import PAD_ID
 from seq2seq.bridge import Bridge
 from seq2seq.config import Config, ModelConfig
 from seq2seq.decoder import RecurrentDecoder
 from seq2seq.encoders import RecurrentEncoder
+from seq2seq.tbptt import window_loop
 
 
 def _model_config_dict(model_config) -> dict:
@@ -32,6 +35,12 @@ class Seq2Seq(keras.Model):
         [batch, regions, channels] rather than images.
       doubly_stochastic: float ≥ 0, weight λ of the attention regulariser λ Σ_i (1 − Σ_t α_ti)²
         (Xu et al., 2015, eq. 14); 0 disables it.
+      tbptt_steps: int ≥ 1 or None (default): train with truncated BPTT over windows of this many target
+        positions (Williams & Peng, 1990), see `train_step`. None trains on the whole target sequence.
+
+    Raises:
+      ValueError: a recurrent encoder without `source_vocab_size`; `tbptt_steps` < 1, or combined with
+        `doubly_stochastic` (its penalty sums attention over the whole target, not per window).
 
     Call:
       inputs: (source, target_in): source int32 [batch, source_time] (or images float32 [batch, H, W, 3] /
@@ -42,8 +51,12 @@ class Seq2Seq(keras.Model):
     """
 
     def __init__(self, model_config, target_vocab_size, source_vocab_size=None, inputs_are_features=False,
-                 doubly_stochastic=0.0, **kwargs):
+                 doubly_stochastic=0.0, tbptt_steps=None, **kwargs):
         super().__init__(**kwargs)
+        if tbptt_steps is not None and (int(tbptt_steps) < 1 or doubly_stochastic > 0):
+            raise ValueError(f"train.tbptt_steps: got {tbptt_steps}; must be >= 1 and cannot be combined with "
+                             f"train.doubly_stochastic (got {doubly_stochastic})")
+        self.tbptt_steps = None if tbptt_steps is None else int(tbptt_steps)
         cfg = _model_config_dict(model_config)
         self.model_config = cfg
         self.target_vocab_size = int(target_vocab_size)
@@ -106,6 +119,56 @@ class Seq2Seq(keras.Model):
             return logits, attention
         return logits
 
+    def train_step(self, data):
+        """One `fit` batch; with `tbptt_steps` = k, truncated BPTT over the target (Williams & Peng, 1990).
+
+        The target is cut into windows of k positions. For each window, under its own gradient tape, the
+        encoder and the attention keys are computed from the source, the decoder runs over the window from
+        the previous window's final state (`tf.stop_gradient`: no gradient crosses a window boundary; the
+        first window starts from the bridge, so the state is reset between batches), the masked loss of the
+        window is differentiated and the optimizer takes one step. A batch of target length T therefore
+        makes ceil(T / k) updates (`optimizer.iterations` counts them). Re-running the encoder in every
+        window lets each window's loss train the encoder with the current parameters. The reported loss is
+        the mean over windows weighted by their real (non-padding) target tokens; metrics use the
+        concatenated window logits. Without `tbptt_steps` this is Keras' own `train_step`.
+
+        Args:
+          data: ((source, target_in int32 [batch, T]), target_out int32 [batch, T]).
+
+        Returns:
+          dict of metric results, as `keras.Model.train_step`.
+        """
+        if not self.tbptt_steps:
+            return super().train_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("train.tbptt_steps does not support sample weights")
+        source, target_in = x
+        target_in = tf.convert_to_tensor(target_in)
+        y = tf.convert_to_tensor(y)
+        loss_metric = next(m for m in self.metrics if m.name == "loss")
+        batch = tf.shape(target_in)[0]
+        dtype = self.decoder.rnn.compute_dtype
+        start_state = self.decoder.initial_state([tf.zeros((batch, n), dtype) for n in self.decoder.state_sizes])
+
+        def window_step(start, stop, carried):
+            with tf.GradientTape() as tape:
+                first_state, constants = self.encode(source, training=True)
+                state = tf.nest.map_structure(lambda new, old: tf.where(start == 0, new, tf.cast(old, new.dtype)),
+                                              first_state, carried)
+                logits, _, final = self.decoder(target_in[:, start:stop], constants, state, training=True,
+                                                return_state=True)
+                y_window = y[:, start:stop]
+                loss = self.compute_loss(x=x, y=y_window, y_pred=logits, training=True)
+                scaled = self.optimizer.scale_loss(loss)
+            variables = self.trainable_weights
+            self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+            loss_metric.update_state(loss, sample_weight=tf.math.count_nonzero(y_window != PAD_ID, dtype=tf.float32))
+            return loss, final, logits
+
+        _, _, logits = window_loop(window_step, tf.shape(target_in)[1], self.tbptt_steps, start_state)
+        return self.compute_metrics(x, y, logits, sample_weight=None)
+
     # ----------------------------------------------------------------------------------------------
     # Building and serialisation
 
@@ -133,7 +196,7 @@ class Seq2Seq(keras.Model):
         return {
             "name": self.name, "model_config": self.model_config, "target_vocab_size": self.target_vocab_size,
             "source_vocab_size": self.source_vocab_size, "inputs_are_features": self.inputs_are_features,
-            "doubly_stochastic": self.doubly_stochastic,
+            "doubly_stochastic": self.doubly_stochastic, "tbptt_steps": self.tbptt_steps,
         }
 
 
@@ -156,7 +219,7 @@ def build_model(config: Config, source_vocab_size, target_vocab_size, inputs_are
     """Build a Seq2Seq model from `config` and create its weights.
 
     Args:
-      config: the experiment Config (its `model` and `train.doubly_stochastic` sections are used).
+      config: the experiment Config (its `model` section, `train.doubly_stochastic` and `train.tbptt_steps`).
       source_vocab_size: int (translation) or None (captioning).
       target_vocab_size: int.
       inputs_are_features: captioning only: train on cached backbone features.
@@ -174,7 +237,7 @@ def build_model(config: Config, source_vocab_size, target_vocab_size, inputs_are
     try:
         model = Seq2Seq(config.model, target_vocab_size, source_vocab_size=source_vocab_size,
                         inputs_are_features=inputs_are_features, doubly_stochastic=config.train.doubly_stochastic,
-                        name="seq2seq")
+                        tbptt_steps=config.train.tbptt_steps, name="seq2seq")
         model.build_weights()
     finally:
         keras.mixed_precision.set_global_policy(previous)

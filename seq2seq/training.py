@@ -190,11 +190,16 @@ class CheckpointSaver(keras.callbacks.Callback):
             os.remove(old)
         return path
 
+    def on_train_begin(self, logs=None):
+        self.next_save = (self.step() // self.every + 1) * self.every
+
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         self.last_loss_finite = loss is None or bool(np.isfinite(loss))
-        if self.step() % self.every == 0:
+        # `>=`, not `==`: with train.tbptt_steps one batch makes several optimizer steps.
+        if self.step() >= self.next_save:
             self.save()
+            self.next_save = (self.step() // self.every + 1) * self.every
 
 
 class StopAtStep(keras.callbacks.Callback):

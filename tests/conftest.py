@@ -23,7 +23,8 @@ TRANSLATION_DEMO_CONFIG = os.path.join(ROOT, "configs", "translation", "spa_en_d
 # Tiny model and run for real Tatoeba data (~500 pairs, 30 steps).
 TINY_TATOEBA = ["data.limit=500", "train.max_steps=30", "train.eval_every=30", "train.checkpoint_every=30",
                 "train.batch_size=32", "train.max_minutes=null", "train.mixed_precision=null",
-                "train.validation_batches=2", "tokenizer.source_vocab_size=300", "tokenizer.target_vocab_size=300",
+                "train.validation_batches=2", "train.learning_rate=0.01", "train.lr_schedule=constant",
+                "train.warmup_steps=0", "train.label_smoothing=0.0", "tokenizer.source_vocab_size=400", "tokenizer.target_vocab_size=400",
                 "model.embedding.dim=16", "model.encoder.units=16", "model.decoder.units=16",
                 "data.validation_fraction=0.05", "data.test_fraction=0.05", "decode.beam_size=3",
                 "decode.n_best=1", "decode.batch_size=32"]
