@@ -36,7 +36,7 @@ class PairStats:
       kept: pairs yielded by :func:`clean_pairs`.
       dropped_empty: pairs dropped because a side is empty or whitespace only.
       dropped_bad_line: lines skipped by ``read_anki(skip_bad_lines=True)`` (no TAB, more than 3
-        columns, or not UTF-8).
+        columns, or not UTF-8) or pairs by ``read_parallel(skip_bad_lines=True)`` (not UTF-8).
     """
 
     read: int = 0
@@ -124,7 +124,8 @@ def _anki_pairs(path, skip_bad_lines: bool, stats: PairStats) -> Iterator[Pair]:
             stats.dropped_bad_line += 1
 
 
-def read_parallel(source_file, target_file, limit: Optional[int] = None) -> Iterator[Pair]:
+def read_parallel(source_file, target_file, limit: Optional[int] = None, skip_bad_lines: bool = False,
+                  stats: Optional[PairStats] = None) -> Iterator[Pair]:
     """Streams (source, target) pairs from two line-aligned files (line i translates line i).
 
     UTF-8, BOM and CRLF handled, ``.gz`` decompressed. The line counts are compared while streaming:
@@ -133,24 +134,36 @@ def read_parallel(source_file, target_file, limit: Optional[int] = None) -> Iter
     Args:
       source_file, target_file: file paths.
       limit: int or None (default): stop after this many pairs (the counts are then not checked).
+      skip_bad_lines: bool, default False: skip a pair whose source or target line is not valid UTF-8
+        (both sides go together; counted in ``stats.dropped_bad_line``) instead of raising.
+      stats: optional :class:`PairStats` to count skipped pairs in.
 
     Yields:
       ``(source, target)`` str pairs.
 
     Raises:
       DataError: the files have different line counts (message names both files and both counts),
-        or a line is not valid UTF-8 (message ``path:line``).
+        or a line is not valid UTF-8 (message ``path:line``) unless ``skip_bad_lines``.
     """
-    yield from itertools.islice(_aligned_pairs(source_file, target_file), limit)
+    stats = stats if stats is not None else PairStats()
+    yield from itertools.islice(_aligned_pairs(source_file, target_file, skip_bad_lines, stats), limit)
 
 
-def _aligned_pairs(source_file, target_file) -> Iterator[Pair]:
+def _aligned_pairs(source_file, target_file, skip_bad_lines: bool = False,
+                   stats: Optional[PairStats] = None) -> Iterator[Pair]:
     counts = [0, 0]
     for source, target in itertools.zip_longest(_numbered_lines(source_file), _numbered_lines(target_file)):
         counts[0] += source is not None
         counts[1] += target is not None
         if source is not None and target is not None:  # else one file has ended: only count the other
-            yield _decode_line(source_file, *source), _decode_line(target_file, *target)
+            try:
+                pair = _decode_line(source_file, *source), _decode_line(target_file, *target)
+            except DataError:
+                if not skip_bad_lines:
+                    raise
+                stats.dropped_bad_line += 1
+                continue
+            yield pair
     if counts[0] != counts[1]:
         raise DataError(f"Parallel files have different line counts: {source_file} has {counts[0]} lines, "
                         f"{target_file} has {counts[1]} lines")

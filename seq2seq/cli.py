@@ -1,7 +1,8 @@
 """Command line: `seq2seq train | evaluate | translate | caption | export | embeddings`.
 
 Thin: parses arguments, calls the task modules, prints results. Errors in user input (config, data, model
-directory) print one line `error: ...` and exit with status 2.
+directory) print one line `error: ...` and exit with status 2; a training run whose loss became NaN/Inf prints
+`error: ...` and exits with status 1.
 """
 
 from __future__ import annotations
@@ -190,12 +191,16 @@ def main(argv=None) -> int:
     from pipelines.translation import DataError
     from seq2seq.config import ConfigError
     from seq2seq.model_dir import ModelDirError
+    from seq2seq.training import NonFiniteLossError
 
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, ModelDirError, DataError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as err:  # not an input error: the run diverged (last good checkpoint kept)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

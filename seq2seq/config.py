@@ -74,6 +74,7 @@ class TokenizerConfig:
     character_coverage: float = 1.0
     input_sentence_size: int = 1_000_000
     min_count: int = 1
+    shared: bool = False  # one vocabulary (of source_vocab_size pieces) for both sides
 
 
 @dataclass
@@ -104,6 +105,7 @@ class EncoderConfig:
     weights: Optional[str] = "imagenet"
     trainable: Any = False
     image_size: Optional[int] = None
+    alpha: float = 1.0  # MobileNet width multiplier (the offline ImageNet files offer 0.35, 0.5, 1.0)
 
 
 @dataclass
@@ -288,6 +290,8 @@ def validate(config: Config) -> Config:
     _check(t.source_vocab_size >= 8 and t.target_vocab_size >= 8, "tokenizer.source_vocab_size",
            "vocabulary sizes must be at least 8 (4 special tokens + pieces)")
     _check(0.0 < t.character_coverage <= 1.0, "tokenizer.character_coverage", "must be in (0, 1]")
+    _check(not m.embedding.share or (t.shared and config.task == "translation"), "model.embedding.share",
+           "needs one vocabulary for both sides: set tokenizer.shared: true (translation only)")
     for key, value in [("model.encoder.dropout", m.encoder.dropout), ("model.decoder.dropout", m.decoder.dropout),
                        ("train.label_smoothing", tr.label_smoothing)]:
         _check(0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
@@ -311,6 +315,9 @@ def validate(config: Config) -> Config:
            "'copy' needs a recurrent encoder; use 'dense' or 'zero' for images")
     if config.task == "captioning":
         _check(m.encoder.type == "image", "model.encoder.type", "captioning needs 'image'")
+        _check(m.encoder.alpha > 0, "model.encoder.alpha", f"got {m.encoder.alpha}; must be > 0")
+        _check(m.encoder.image_size is None or m.encoder.image_size >= 16, "model.encoder.image_size",
+               f"got {m.encoder.image_size}; must be >= 16 pixels or null (the backbone's native size)")
         _check(d.format in ("flickr8k", "coco", "table", "tfds"), "data.format",
                f"got {d.format!r}; captioning allows 'flickr8k', 'coco', 'table', 'tfds'")
     else:

@@ -27,13 +27,21 @@ def save_atomically(module: tf.Module, output_dir: str, signatures: dict) -> str
 
     Returns:
       the absolute path of the export.
+
+    Raises:
+      whatever `tf.saved_model.save` raises; the temporary directory is removed first, and an existing
+      `output_dir` is left untouched.
     """
     output_dir = os.path.abspath(output_dir)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".tmp-export-{os.getpid()}-{os.path.basename(output_dir)}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tf.saved_model.save(module, tmp, signatures=signatures)
+    try:
+        tf.saved_model.save(module, tmp, signatures=signatures)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = None
     if os.path.exists(output_dir):
         old = os.path.join(parent, f".old-export-{os.getpid()}-{os.path.basename(output_dir)}")

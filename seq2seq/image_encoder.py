@@ -319,6 +319,51 @@ class ImageEncoder(keras.layers.Layer):
         self.projection = keras.layers.Dense(self.units, name="projection")
         self.memory_dropout = keras.layers.Dropout(self.dropout_rate, name="memory_dropout")
 
+    @classmethod
+    def from_model_config(cls, encoder_config: dict, inputs_are_features: bool = False, **kwargs) -> "ImageEncoder":
+        """Build from the ``model.encoder`` config section (``seq2seq.config.EncoderConfig`` as a dict).
+
+        Keys used: ``units``, ``backbone``, ``weights`` (``"imagenet"``, an ``.h5`` path already
+        resolved by the caller, or None), ``trainable``, ``image_size`` (None: the backbone's native
+        size), ``alpha`` (default 1.0), ``dropout``. ``kwargs`` go to the constructor (e.g. ``name``,
+        ``load_backbone_weights``).
+
+        Raises:
+          KeyError: a required key is missing; ValueError: see the constructor.
+        """
+        return cls(
+            units=encoder_config["units"],
+            backbone=encoder_config["backbone"],
+            backbone_weights=encoder_config["weights"],
+            backbone_trainable=encoder_config["trainable"],
+            input_size=encoder_config.get("image_size"),
+            alpha=encoder_config.get("alpha", 1.0),
+            dropout=encoder_config.get("dropout", 0.0),
+            inputs_are_features=inputs_are_features,
+            **kwargs,
+        )
+
+    @property
+    def memory_dim(self) -> int:
+        """Width of the memory vectors attention reads (= ``units``)."""
+        return self.units
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """``(h, w)`` of the backbone grid; ``regions = h * w`` in row-major order."""
+        grid = self.backbone.output_shape
+        return int(grid[1]), int(grid[2])
+
+    def dummy_input(self, inputs_are_features: bool | None = None) -> np.ndarray:
+        """Zeros float32 ``[1, H, W, 3]`` (images) or ``[1, regions, C]`` (features), to create weights.
+
+        Args:
+          inputs_are_features: which input kind; default ``self.inputs_are_features``.
+        """
+        features = self.inputs_are_features if inputs_are_features is None else inputs_are_features
+        shape = (self.num_regions, self.feature_channels) if features else (*self.image_size, 3)
+        return np.zeros((1, *shape), dtype="float32")
+
     # -- shapes and helpers --------------------------------------------------------------------
     @property
     def model_input_shape(self) -> tuple[int, int, int] | tuple[int, int]:

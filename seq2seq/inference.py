@@ -57,6 +57,36 @@ def decode_batch(model, source, source_lengths, decode: DecodeConfig, return_att
                                result.scores[:, None], attention)
 
 
+def decode_settings(decode: DecodeConfig, **overrides) -> DecodeConfig:
+    """`decode` with the non-None `overrides` applied (e.g. beam_size=1 from the command line).
+
+    `beam_size` is raised to `n_best` when needed, so n-best output always has enough beams.
+
+    Raises:
+      TypeError: an override that is not a DecodeConfig field.
+    """
+    decode = dataclasses.replace(decode, **{k: v for k, v in overrides.items() if v is not None})
+    if decode.n_best > decode.beam_size:
+        decode = dataclasses.replace(decode, beam_size=decode.n_best)
+    return decode
+
+
+def detokenize_nbest(tokenizer, ids, empty=None):
+    """Detokenise n-best ids in-graph: int32 [batch, n, time] -> tf.string [batch, n].
+
+    Args:
+      tokenizer: a `pipelines.tokenizers` tokenizer (its `detokenize` stops at EOS, drops PAD/BOS/EOS).
+      ids: int32 [batch, n, time], e.g. `decode_batch(...).ids`.
+      empty: optional bool [batch]; rows where it is True give "" (inputs with nothing to decode).
+    """
+    shape = tf.shape(ids)
+    flat = tf.reshape(ids, [shape[0] * shape[1], shape[2]])
+    text = tf.reshape(tokenizer.detokenize(flat), shape[:2])
+    if empty is None:
+        return text
+    return tf.where(empty[:, None], tf.constant(""), text)
+
+
 class TranslationModule(tf.Module):
     """Raw sentences → translations, entirely in TensorFlow ops (exportable as a SavedModel).
 
@@ -67,7 +97,8 @@ class TranslationModule(tf.Module):
       max_source_length: int; longer inputs are cut to their first `max_source_length - 1` pieces (+ EOS),
         the length the model was trained on.
 
-    Outputs for inputs that are empty after normalisation: translation "" and score 0.0.
+    Outputs for inputs that are empty after normalisation: translation "" and score 0.0. An empty batch
+    (0 strings) gives outputs with 0 rows.
     Characters never seen in training: SentencePiece's byte fallback (when enabled) gives them byte pieces,
     otherwise they become <unk>; either way decoding proceeds.
     """
@@ -81,6 +112,17 @@ class TranslationModule(tf.Module):
         self._decode = decode
         self.max_source_length = int(max_source_length)
 
+    @staticmethod
+    def _at_least_one_row(text):
+        """(text, n): Keras RNN layers cannot run on a batch of 0 rows, so an empty batch becomes [""];
+        `_first(outputs, n)` then cuts every output back to the n real rows."""
+        n = tf.size(text)
+        return tf.cond(n > 0, lambda: text, lambda: tf.constant([""])), n
+
+    @staticmethod
+    def _first(outputs, n):
+        return tf.nest.map_structure(lambda x: x[:n], outputs)
+
     def _run(self, text, return_attention=False):
         text = tf.convert_to_tensor(text, tf.string)
         pieces = self.source_tokenizer.tokenize(text)
@@ -92,25 +134,24 @@ class TranslationModule(tf.Module):
 
     def _strings(self, ids, empty):
         """ids int32 [batch, n, time] -> tf.string [batch, n]; "" for empty inputs."""
-        shape = tf.shape(ids)
-        flat = tf.reshape(ids, [shape[0] * shape[1], shape[2]])
-        text = tf.reshape(self.target_tokenizer.detokenize(flat), shape[:2])
-        return tf.where(empty[:, None], tf.constant(""), text)
+        return detokenize_nbest(self.target_tokenizer, ids, empty)
 
     @tf.function(input_signature=TEXT_SIGNATURE)
     def translate(self, text):
         """text: tf.string [batch] → {"translation": tf.string [batch], "score": float32 [batch]}."""
+        text, n = self._at_least_one_row(text)
         result, empty, _ = self._run(text)
         translations = self._strings(result.ids[:, :1], empty)[:, 0]
         score = tf.where(empty, 0.0, result.scores[:, 0])
-        return {"translation": translations, "score": score}
+        return self._first({"translation": translations, "score": score}, n)
 
     @tf.function(input_signature=TEXT_SIGNATURE)
     def translate_nbest(self, text):
         """text: tf.string [batch] → {"translations": tf.string [batch, n_best], "scores": float32 [batch, n_best]}."""
+        text, n = self._at_least_one_row(text)
         result, empty, _ = self._run(text)
-        return {"translations": self._strings(result.ids, empty),
-                "scores": tf.where(empty[:, None], 0.0, result.scores)}
+        return self._first({"translations": self._strings(result.ids, empty),
+                            "scores": tf.where(empty[:, None], 0.0, result.scores)}, n)
 
     @tf.function(input_signature=TEXT_SIGNATURE)
     def translate_with_attention(self, text):
@@ -120,9 +161,10 @@ class TranslationModule(tf.Module):
         [batch, time], "source_pieces": tf.string [batch, source_time], "attention": float32
         [batch, time, source_time]}.
         """
+        text, n = self._at_least_one_row(text)
         result, empty, source = self._run(text, return_attention=True)
-        return {"translation": self._strings(result.ids[:, :1], empty)[:, 0],
-                "score": tf.where(empty, 0.0, result.scores[:, 0]),
-                "target_pieces": self.target_tokenizer.id_to_piece(result.ids[:, 0]),
-                "source_pieces": self.source_tokenizer.id_to_piece(source),
-                "attention": result.attention[:, 0]}
+        return self._first({"translation": self._strings(result.ids[:, :1], empty)[:, 0],
+                            "score": tf.where(empty, 0.0, result.scores[:, 0]),
+                            "target_pieces": self.target_tokenizer.id_to_piece(result.ids[:, 0]),
+                            "source_pieces": self.source_tokenizer.id_to_piece(source),
+                            "attention": result.attention[:, 0]}, n)

@@ -18,11 +18,15 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 
 import yaml
 
 from seq2seq.config import Config, ConfigError, config_from_dict, save_config
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 TOKENIZER_DIR = "tokenizers"
@@ -74,11 +78,21 @@ def read_config(model_dir: str) -> Config:
             raise ModelDirError(f"{path}: {err}") from None
 
 
+def _has_trained_weights(model_dir: str) -> bool:
+    """True when `model_dir` holds a checkpoint or best weights (files a config change would invalidate)."""
+    checkpoints = os.path.join(model_dir, "checkpoints")
+    return (os.path.isfile(os.path.join(model_dir, "best.weights.h5"))
+            or (os.path.isdir(checkpoints) and any(n.startswith("ckpt-") for n in os.listdir(checkpoints))))
+
+
 def prepare(model_dir: str, config: Config) -> bool:
     """Create `model_dir` for `config`, or check that a run there can be resumed with it.
 
+    A directory whose earlier run stopped before writing any weights (no checkpoint, no best weights) is
+    started afresh when the config changed: its config.yaml is replaced and its tokenizers are removed.
+
     Returns:
-      True when `model_dir` already held a run (resume), False for a fresh directory.
+      True when `model_dir` already held a run (resume), False for a fresh (or restarted) directory.
 
     Raises:
       ModelDirError: the saved config differs in a key that would invalidate checkpoints or tokenizers
@@ -90,7 +104,14 @@ def prepare(model_dir: str, config: Config) -> bool:
         old = _frozen(_flatten(read_config(model_dir).to_dict()))
         new = _frozen(_flatten(config.to_dict()))
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if changed:
+        if changed and not _has_trained_weights(model_dir):
+            # A run that failed or was stopped before its first checkpoint (e.g. an impossible vocabulary
+            # size): nothing depends on the saved config, so start afresh instead of refusing.
+            log.warning("%s holds no trained weights: starting afresh with the new config (changed: %s)",
+                        model_dir, ", ".join(changed))
+            shutil.rmtree(os.path.join(model_dir, TOKENIZER_DIR), ignore_errors=True)
+            resuming = False
+        elif changed:
             details = "; ".join(f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in changed)
             raise ModelDirError(
                 f"cannot resume in {model_dir!r}: the config changed incompatibly ({details}). "

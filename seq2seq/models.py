@@ -89,6 +89,8 @@ class Seq2Seq(keras.Model):
                     f"model.embedding.share needs one vocabulary for both sides; got source "
                     f"{self.source_vocab_size} and target {self.target_vocab_size} (set tokenizer.shared: true)")
             self.decoder.embedding = self.encoder.embedding
+            self.decoder.embedding.trainable = emb["trainable"] or not (emb.get("pretrained")
+                                                                        or emb.get("source_pretrained"))
         self.bridge = Bridge(cfg["bridge"], self.decoder.state_sizes, name="bridge")
 
     # ----------------------------------------------------------------------------------------------

@@ -230,9 +230,8 @@ class TBPTTTrainer:
         return tf.stack(losses), _stop(state)
 
 
-def _time_major(tensor):
-    perm = [1, 0] + list(range(2, tensor.shape.rank))
-    return tf.transpose(tensor, perm)
+def _swap_first_axes(tensor, rank):
+    return tf.transpose(tensor, [1, 0] + list(range(2, rank)))
 
 
 def window_loop(window_step, time, k, initial_state, output_dtype=tf.float32):
@@ -269,13 +268,15 @@ def window_loop(window_step, time, k, initial_state, output_dtype=tf.float32):
     count = (time + k - 1) // k
     losses = tf.TensorArray(tf.float32, size=count)
     outputs = tf.TensorArray(output_dtype, size=count, infer_shape=False)
+    rank = []  # the outputs' rank, known once `body` has been traced
 
     def body(w, state, losses, outputs):
         start = w * k
         loss, new_state, out = window_step(start, tf.minimum(start + k, time), _stop(state))
+        rank[:] = [out.shape.rank]
         return (w + 1, _stop(new_state), losses.write(w, tf.cast(loss, tf.float32)),
-                outputs.write(w, _time_major(tf.cast(out, output_dtype))))
+                outputs.write(w, _swap_first_axes(tf.cast(out, output_dtype), rank[0])))
 
     _, state, losses, outputs = tf.while_loop(
         lambda w, *_: w < count, body, (tf.constant(0), _stop(initial_state), losses, outputs))
-    return losses.stack(), state, _time_major(outputs.concat())
+    return losses.stack(), state, _swap_first_axes(outputs.concat(), rank[0])

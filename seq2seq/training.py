@@ -24,6 +24,7 @@ from keras import ops
 
 from pipelines.vocab import PAD_ID
 from seq2seq.config import TrainConfig
+from seq2seq.distribute import write_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ _CKPT_RE = re.compile(r"ckpt-(\d+)\.weights\.h5$")
 
 # --------------------------------------------------------------------------------------------------
 # Loss and metric
+
+
+def _global_count(count):
+    """`count` summed over the replicas of the current `tf.distribute` replica context (itself outside one)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return count
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, count)
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -49,7 +58,11 @@ class MaskedCrossEntropy(keras.losses.Loss):
       y_pred: float [batch, time, vocab] logits.
 
     Returns:
-      float32 scalar: sum of token losses / number of real tokens (0 for an all-padding batch).
+      float32 scalar: sum of token losses / number of real tokens (0 for an all-padding batch). Under a
+      `tf.distribute` strategy with several replicas the divisor is the number of real tokens of the whole
+      global batch (summed over replicas), so the replicas' losses add up to the global token mean: Keras
+      sums their gradients, and its loss tracker (which multiplies by the replica count and averages)
+      reports that global mean — the same numbers as one device on the same global batch.
     """
 
     def __init__(self, label_smoothing=0.0, name="masked_cross_entropy", **kwargs):
@@ -65,7 +78,7 @@ class MaskedCrossEntropy(keras.losses.Loss):
         if self.label_smoothing > 0:
             token_loss = (1.0 - self.label_smoothing) * token_loss - self.label_smoothing * ops.mean(log_probs, -1)
         mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
-        return ops.sum(token_loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+        return ops.sum(token_loss * mask) / ops.maximum(_global_count(ops.sum(mask)), 1.0)
 
     def get_config(self):
         return {"name": self.name, "label_smoothing": self.label_smoothing}
@@ -137,8 +150,44 @@ def atomic_save_weights(model: keras.Model, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # interrupted or failed: leave no half-written temporary file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_save_model(model: keras.Model, path: str) -> None:
+    """`model.save(path)` (Keras `.keras` format) through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # interrupted or failed: leave no half-written temporary file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def trained_weights_path(model_dir: str) -> str:
+    """The weights a trained model directory serves: `best.weights.h5`, else the newest checkpoint.
+
+    Raises:
+      ModelDirError: no trained weights in `model_dir` yet.
+    """
+    from seq2seq.model_dir import ModelDirError
+
+    weights = os.path.join(model_dir, BEST_WEIGHTS)
+    if os.path.exists(weights):
+        return weights
+    checkpoints = list_checkpoints(model_dir)
+    if not checkpoints:
+        raise ModelDirError(f"{model_dir!r} has no trained weights yet (no {BEST_WEIGHTS}, no checkpoints)")
+    return checkpoints[-1][1]
 
 
 def list_checkpoints(model_dir: str) -> list[tuple[int, str]]:
@@ -162,6 +211,12 @@ def restore_latest(model: keras.Model, model_dir: str) -> int:
     return int(model.optimizer.iterations)
 
 
+def _all_finite(variables) -> bool:
+    """True when every floating-point variable holds only finite values."""
+    return all(bool(np.isfinite(np.asarray(v.numpy())).all()) for v in variables
+               if keras.backend.is_float_dtype(v.dtype))
+
+
 class CheckpointSaver(keras.callbacks.Callback):
     """Saves a checkpoint every `every` steps, at the end of training, and keeps the newest `keep`.
 
@@ -174,14 +229,25 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.every = int(every)
         self.keep = int(keep)
         self.last_loss_finite = True
+        self.weights_finite = True
         self.last_saved = None
 
     def step(self) -> int:
         return int(self.model.optimizer.iterations)
 
+    @property
+    def finite(self) -> bool:
+        """False once a loss, or the weights / optimizer state before a save, were NaN or infinite."""
+        return self.last_loss_finite and self.weights_finite
+
     def save(self) -> str | None:
         step = self.step()
-        if not self.last_loss_finite or step == self.last_saved or step == 0:
+        if not self.finite or step == self.last_saved or step == 0:
+            return None
+        if not _all_finite(self.model.weights + self.model.optimizer.variables):
+            # The update just taken made the weights NaN/Inf; no loss has been computed from them yet.
+            self.weights_finite = False
+            self.model.stop_training = True
             return None
         path = os.path.join(self.model_dir, CHECKPOINT_DIR, f"ckpt-{step}.weights.h5")
         atomic_save_weights(self.model, path)
@@ -248,7 +314,8 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
       validation_data: finite dataset, evaluated every `train.eval_every` steps (None: no validation,
         no early stopping, and the final weights count as best).
       train: the `train` config section.
-      model_dir: the model directory (checkpoints/, logs/, best.weights.h5).
+      model_dir: the model directory (checkpoints/, logs/, best.weights.h5). Under a multi-worker strategy
+        only the chief writes there (see `seq2seq.distribute.write_dir`); every worker resumes from it.
 
     Returns:
       dict with `start_step`, `final_step`, `history` (per evaluation round).
@@ -260,32 +327,34 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
     if start >= train.max_steps:
         log.info("already trained for %d steps (train.max_steps = %d)", start, train.max_steps)
         return {"start_step": start, "final_step": start, "history": {}}
-    saver = CheckpointSaver(model_dir, train.checkpoint_every)
-    callbacks = [
-        saver,
-        StopAtStep(train.max_steps, train.max_minutes),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=100),
-        keras.callbacks.CSVLogger(os.path.join(model_dir, "train_log.csv"), append=True),
-    ]
-    if validation_data is not None:
-        callbacks.append(BestWeights(model_dir))
-        if train.early_stopping_patience:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience))
-    if validation_data is not None and train.validation_batches:
-        validation_data = validation_data.take(train.validation_batches)
-    steps_per_round = min(train.eval_every, train.max_steps)
-    rounds = math.ceil(train.max_steps / steps_per_round)
-    history = model.fit(
-        train_data, validation_data=validation_data, epochs=rounds, initial_epoch=start // steps_per_round,
-        steps_per_epoch=steps_per_round, callbacks=callbacks, shuffle=False, verbose=verbose)
-    final = int(model.optimizer.iterations)
-    if not saver.last_loss_finite:
-        kept = list_checkpoints(model_dir)
-        raise NonFiniteLossError(
-            f"training stopped at step {final}: the loss became NaN or infinite; the last good checkpoint "
-            f"{kept[-1][1] if kept else '(none)'} is kept. Lower train.learning_rate or set train.clipnorm.")
-    saver.save()
-    if validation_data is None or not os.path.exists(os.path.join(model_dir, BEST_WEIGHTS)):
-        atomic_save_weights(model, os.path.join(model_dir, BEST_WEIGHTS))
-    return {"start_step": start, "final_step": final, "history": history.history}
+    # Multi-worker: only the chief writes into model_dir; other workers write to a temporary folder.
+    with write_dir(model_dir, model.distribute_strategy) as out:
+        saver = CheckpointSaver(out, train.checkpoint_every)
+        callbacks = [
+            saver,
+            StopAtStep(train.max_steps, train.max_minutes),
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=100),
+            keras.callbacks.CSVLogger(os.path.join(out, "train_log.csv"), append=True),
+        ]
+        if validation_data is not None:
+            callbacks.append(BestWeights(out))
+            if train.early_stopping_patience:
+                callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience))
+        if validation_data is not None and train.validation_batches:
+            validation_data = validation_data.take(train.validation_batches)
+        steps_per_round = min(train.eval_every, train.max_steps)
+        rounds = math.ceil(train.max_steps / steps_per_round)
+        history = model.fit(
+            train_data, validation_data=validation_data, epochs=rounds, initial_epoch=start // steps_per_round,
+            steps_per_epoch=steps_per_round, callbacks=callbacks, shuffle=False, verbose=verbose)
+        final = int(model.optimizer.iterations)
+        saver.save()  # checks the weights are finite first
+        if not saver.finite:
+            kept = list_checkpoints(out)
+            raise NonFiniteLossError(
+                f"training stopped at step {final}: the loss became NaN or infinite; the last good checkpoint "
+                f"{kept[-1][1] if kept else '(none)'} is kept. Lower train.learning_rate or set train.clipnorm.")
+        if validation_data is None or not os.path.exists(os.path.join(out, BEST_WEIGHTS)):
+            atomic_save_weights(model, os.path.join(out, BEST_WEIGHTS))
+        return {"start_step": start, "final_step": final, "history": history.history}

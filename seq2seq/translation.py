@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
+import shutil
 import time
 
 import keras
@@ -14,14 +16,18 @@ from tqdm import tqdm
 from pipelines import translation as readers
 from pipelines.batching import make_translation_dataset
 from pipelines.text import normalize
-from pipelines.tokenizers import load_tokenizer, train_sentencepiece, train_word_vocabulary
+from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as md
-from seq2seq.config import Config, resolve_path
+from seq2seq.config import Config, ConfigError, resolve_path
+from seq2seq.distribute import make_strategy
 from seq2seq.evaluation import corpus_bleu
 from seq2seq.export import export_translation
-from seq2seq.inference import TranslationModule
+from seq2seq.inference import TranslationModule, decode_settings
 from seq2seq.models import build_model
-from seq2seq.training import BEST_WEIGHTS, compile_model, fit, list_checkpoints
+from seq2seq.pretrained_embeddings import apply_pretrained_embeddings
+from seq2seq.training import (BEST_WEIGHTS, atomic_save_model, compile_model, fit, list_checkpoints,
+                              trained_weights_path)
+from seq2seq.vocabularies import train_or_load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +49,14 @@ def _raw_pairs(config: Config, split: str, stats: readers.PairStats):
         source, target = (d.source_file, d.target_file) if split == "train" else explicit[split]
         if not source or not target:
             raise ValueError(f"data.{split}_source_file and data.{split}_target_file are both needed")
-        return readers.read_parallel(resolve_path(config, source), resolve_path(config, target), limit=d.limit)
+        return readers.read_parallel(resolve_path(config, source), resolve_path(config, target), limit=d.limit,
+                                     skip_bad_lines=d.skip_bad_lines, stats=stats)
     if d.format == "tfds":
         return readers.read_tfds(d.tfds_name, _TFDS_SPLITS[split], data_dir=d.tfds_data_dir, limit=d.limit,
                                  download=d.download)
     if d.format == "parallel":
         pairs = readers.read_parallel(resolve_path(config, d.source_file), resolve_path(config, d.target_file),
-                                      limit=d.limit)
+                                      limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats)
     else:
         path = resolve_path(config, d.path)
         if not os.path.exists(path) and d.download:
@@ -64,8 +71,9 @@ def pairs(config: Config, split: str, stats: readers.PairStats | None = None):
     """Cleaned (source, target) str pairs of `split`, streamed (a new generator at every call)."""
     stats = stats if stats is not None else readers.PairStats()
     raw = _raw_pairs(config, split, stats)
-    if config.data.format == "anki":
-        return raw  # already cleaned before splitting
+    d = config.data
+    if d.format == "anki" or (d.format == "parallel" and not (d.validation_source_file or d.test_source_file)):
+        return raw  # already cleaned before splitting (cleaning twice would count every pair twice)
     return readers.clean_pairs(raw, stats)
 
 
@@ -85,22 +93,47 @@ def train_tokenizers(config: Config, directory: str):
 
     Trained on the training split only. Returns (source_tokenizer, target_tokenizer).
     """
-    if all(os.path.exists(os.path.join(directory, f"{n}.json")) for n in (SOURCE, TARGET)):
-        return load_tokenizer(directory, SOURCE), load_tokenizer(directory, TARGET)
     t = config.tokenizer
-    tokenizers = []
-    for side, name, size in ((0, SOURCE, t.source_vocab_size), (1, TARGET, t.target_vocab_size)):
-        sentences = (pair[side] for pair in pairs(config, "train"))
-        if t.kind == "sentencepiece":
-            tok = train_sentencepiece(sentences, directory, name, size, model_type=t.model_type,
-                                      byte_fallback=t.byte_fallback, character_coverage=t.character_coverage,
-                                      lowercase=config.data.lowercase, input_sentence_size=t.input_sentence_size)
-        else:
-            tok = train_word_vocabulary(sentences, directory, name, size, min_count=t.min_count,
-                                        lowercase=config.data.lowercase)
-        log.info("%s tokenizer: %d pieces", name, tok.vocab_size)
-        tokenizers.append(tok)
-    return tuple(tokenizers)
+    if t.shared:  # one vocabulary for both sides (model.embedding.share), saved under both names
+        tokenizer = train_or_load_tokenizer(t, directory, SOURCE, t.source_vocab_size,
+                                            functools.partial(_both_sides, config),
+                                            lowercase=config.data.lowercase)
+        for ext in (".json", ".model"):
+            _copy_atomic(os.path.join(directory, SOURCE + ext), os.path.join(directory, TARGET + ext))
+        return tokenizer, tokenizer
+    return tuple(
+        train_or_load_tokenizer(t, directory, name, size,
+                                functools.partial(_side, config, side), lowercase=config.data.lowercase)
+        for side, name, size in ((0, SOURCE, t.source_vocab_size), (1, TARGET, t.target_vocab_size)))
+
+
+def _tokenizers_or_config_error(config: Config, directory: str):
+    """`train_tokenizers`, with a vocabulary size the data cannot give reported as a ConfigError naming the key."""
+    try:
+        return train_tokenizers(config, directory)
+    except ValueError as err:
+        match = re.search(r"vocab_size=\d+ is too (?:large|small) for the training data of '(source|target)'", str(err))
+        if not match:
+            raise
+        raise ConfigError(f"tokenizer.{match.group(1)}_vocab_size: {err}") from err
+
+
+def _copy_atomic(source: str, destination: str) -> None:
+    """Copy `source` (if it exists) to `destination` through a temporary file and a rename."""
+    if os.path.exists(source):
+        tmp = f"{destination}.tmp-{os.getpid()}"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, destination)
+
+
+def _side(config: Config, side: int):
+    """Sentences of one side (0 source, 1 target) of the training split, streamed."""
+    return (pair[side] for pair in pairs(config, "train"))
+
+
+def _both_sides(config: Config):
+    """Source and target sentences of the training split (for a shared vocabulary), streamed."""
+    return (sentence for pair in pairs(config, "train") for sentence in pair)
 
 
 def make_datasets(config: Config, source_tok, target_tok, seed_offset: int = 0):
@@ -129,34 +162,34 @@ def make_datasets(config: Config, source_tok, target_tok, seed_offset: int = 0):
 def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
     """Train (or resume) a translation model in `model_dir`, then evaluate it on the test split.
 
+    The model is built and compiled inside the `train.strategy` scope (`seq2seq.distribute`);
+    `train.batch_size` is the global batch, split across replicas by Keras `fit`.
+
     Returns:
       the metrics of the test split (see `evaluate`), plus `train_seconds` and `steps`.
     """
     _check_data_exists(config)
+    strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
     md.prepare(model_dir, config)
     keras.utils.set_random_seed(config.train.seed)
     tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
-    source_tok, target_tok = train_tokenizers(config, tok_dir)
+    source_tok, target_tok = _tokenizers_or_config_error(config, tok_dir)
     start_step = list_checkpoints(model_dir)[-1][0] if list_checkpoints(model_dir) else 0
     train_ds, val_ds = make_datasets(config, source_tok, target_tok, seed_offset=start_step)
-    model = build_model(config, source_tok.vocab_size, target_tok.vocab_size)
-    compile_model(model, config.train)
+    with strategy.scope():  # variables, optimizer state and the compiled step are created per replica
+        model = build_model(config, source_tok.vocab_size, target_tok.vocab_size)
+        apply_pretrained_embeddings(model, config, source_tok, target_tok)
+        compile_model(model, config.train)
     log.info("model: %d parameters", model.count_params())
     started = time.time()
     result = fit(model, train_ds, val_ds, config.train, model_dir, verbose=verbose)
     seconds = time.time() - started
     model.load_weights(os.path.join(model_dir, BEST_WEIGHTS))
-    _save_keras(model, os.path.join(model_dir, md.MODEL_FILE))
+    atomic_save_model(model, os.path.join(model_dir, md.MODEL_FILE))
     metrics = evaluate(model_dir, "test", loaded=(config, model, source_tok, target_tok))
     metrics.update({"train_seconds": round(seconds, 1), "steps": result["final_step"]})
     md.update_metrics(model_dir, "test", metrics)
     return metrics
-
-
-def _save_keras(model, path: str) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 def load(model_dir: str):
@@ -175,12 +208,7 @@ def load(model_dir: str):
         source_tok, target_tok = load_tokenizer(tok_dir, SOURCE), load_tokenizer(tok_dir, TARGET)
     except (FileNotFoundError, OSError) as err:
         raise md.ModelDirError(f"{model_dir!r} has no tokenizers yet ({err}); was training started?") from None
-    weights = os.path.join(model_dir, BEST_WEIGHTS)
-    if not os.path.exists(weights):
-        checkpoints = list_checkpoints(model_dir)
-        if not checkpoints:
-            raise md.ModelDirError(f"{model_dir!r} has no trained weights yet (no {BEST_WEIGHTS}, no checkpoints)")
-        weights = checkpoints[-1][1]
+    weights = trained_weights_path(model_dir)
     model = build_model(config, source_tok.vocab_size, target_tok.vocab_size)
     compile_model(model, config.train)  # checkpoints hold optimizer state too
     model.load_weights(weights)
@@ -189,11 +217,7 @@ def load(model_dir: str):
 
 def translator(config: Config, model, source_tok, target_tok, **decode_overrides) -> TranslationModule:
     """A `TranslationModule` for `model` with `config.decode` (fields overridable, e.g. beam_size=1)."""
-    import dataclasses
-
-    decode = dataclasses.replace(config.decode, **{k: v for k, v in decode_overrides.items() if v is not None})
-    if decode.n_best > decode.beam_size:
-        decode = dataclasses.replace(decode, beam_size=decode.n_best)
+    decode = decode_settings(config.decode, **decode_overrides)
     return TranslationModule(model, source_tok, target_tok, decode, config.data.max_source_length)
 
 

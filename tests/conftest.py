@@ -118,3 +118,12 @@ def synthetic_model_dir(tmp_path_factory):
 def translation_model_dir(request):
     """Each trained translation model directory in turn (the Tatoeba one skips without shared data)."""
     return request.getfixturevalue(f"{request.param}_model_dir")
+
+
+@pytest.fixture(scope="session")
+def edge_case_texts():
+    """Inputs every translation entry point must handle: ordinary sentences (toy and Spanish), an empty
+    string, whitespace only, emoji / characters never seen in training, and a sentence far longer than
+    data.max_source_length (list of str)."""
+    return ["el gato come pan .", "la niña tiene un libro rojo .", "¿Dónde está el gato?", "", "  \t  ",
+            "🦜🚀 ∰ ǅ 漢字", "el perro grande ve la casa y el niño bebe agua " * 30]

@@ -119,3 +119,107 @@ def test_tbptt_trains_time_series():
     after = eval_loss()
     print(f"sine forecaster eval MSE {before:.4f} -> {after:.4f}")
     assert after < before / 5, (before, after)
+
+
+# --------------------------------------------------------------------------------------------------
+# Truncated BPTT inside Seq2Seq / model.fit (train.tbptt_steps)
+
+from seq2seq.config import config_from_dict  # noqa: E402
+from seq2seq.models import build_model  # noqa: E402
+from seq2seq.tbptt import window_loop  # noqa: E402
+from seq2seq.training import compile_model, fit, list_checkpoints  # noqa: E402
+
+
+def _config(tbptt_steps=None, **decoder):
+    return config_from_dict({
+        "data": {"path": "unused.tsv"},
+        "model": {"embedding": {"dim": 16}, "encoder": {"units": 16},
+                  "decoder": {"units": 24, **decoder}},
+        "train": {"max_steps": 6, "eval_every": 3, "checkpoint_every": 3,
+                  "learning_rate": 0.01, "tbptt_steps": tbptt_steps}})
+
+
+def _copy_batch(rng, batch=16, length=6, vocab=12):
+    """Copy task: target = source; ((source, target_in), target_out)."""
+    words = rng.integers(4, vocab, size=(batch, length)).astype("int32")
+    eos = np.full((batch, 1), 3, "int32")
+    bos = np.full((batch, 1), 2, "int32")
+    source = np.concatenate([words, eos], 1)
+    return (source, np.concatenate([bos, words], 1)), source
+
+
+@pytest.mark.parametrize("decoder", [{"cell": "gru"},
+                                     {"cell": "lstm", "attention": "luong",
+                                      "input_feeding": True, "layers": 2}])
+def test_seq2seq_decoder_windows_equal_full_unroll(decoder):
+    model = build_model(_config(**decoder), 12, 12)
+    (source, target_in), _ = _copy_batch(np.random.default_rng(1), batch=3)
+    state, constants = model.encode(source)
+    full, _, full_state = model.decoder(target_in, constants, state,
+                                        return_state=True)
+
+    def window_step(start, stop, carried):
+        logits, _, final = model.decoder(target_in[:, start:stop], constants,
+                                         carried, return_state=True)
+        return tf.constant(0.0), final, logits
+
+    losses, final, windowed = window_loop(window_step, target_in.shape[1], 3,
+                                          state)
+    assert losses.shape == (3,)  # ceil(7 / 3)
+    np.testing.assert_allclose(windowed.numpy(), full.numpy(), atol=1e-5)
+    for a, b in zip(tf.nest.flatten(final), tf.nest.flatten(full_state)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_seq2seq_one_window_equals_ordinary_train_step():
+    batch = _copy_batch(np.random.default_rng(2), batch=4)
+    weights = {}
+    for k in (None, 50):
+        keras.utils.set_random_seed(0)
+        model = build_model(_config(k), 12, 12)
+        compile_model(model, _config(k).train)
+        model.run_eagerly = True  # one step: tracing would cost more than it saves
+        model.fit(tf.data.Dataset.from_tensors(batch), verbose=0)
+        assert int(model.optimizer.iterations) == 1
+        weights[k] = [w.numpy() for w in model.trainable_weights]
+    for a, b in zip(weights[None], weights[50]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_seq2seq_tbptt_trains_copy_task():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    config = _config(3)
+    model = compile_model(build_model(config, 12, 12), config.train)
+    assert model.tbptt_steps == 3
+    batches = [_copy_batch(rng) for _ in range(30)]
+    data = tf.data.Dataset.from_generator(
+        lambda: iter(batches),
+        output_signature=((tf.TensorSpec([None, None], tf.int32),) * 2,
+                          tf.TensorSpec([None, None], tf.int32)))
+    eval_x, eval_y = _copy_batch(np.random.default_rng(9), batch=64)
+    before = model.evaluate(eval_x, eval_y, verbose=0, return_dict=True)
+    history = model.fit(data.repeat(3), verbose=0).history
+    after = model.evaluate(eval_x, eval_y, verbose=0, return_dict=True)
+    # 90 batches of 7 target positions, windows of 3: 3 updates per batch.
+    assert int(model.optimizer.iterations) == 90 * 3
+    assert np.isfinite(history["loss"][0])
+    print("copy task loss", before["loss"], "->", after["loss"])
+    assert after["loss"] < 0.5 * before["loss"]
+
+
+def test_tbptt_steps_from_config_through_fit(tmp_path):
+    config = _config(2)
+    model = compile_model(build_model(config, 12, 12), config.train)
+    batch = _copy_batch(np.random.default_rng(3), batch=4, length=2)  # T = 3
+    data = tf.data.Dataset.from_tensors(batch)
+    result = fit(model, data.repeat(), data, config.train, str(tmp_path),
+                 verbose=0)
+    # 2 windows (2 + 1 positions) per batch: 3 batches reach max_steps = 6.
+    assert result["final_step"] == 6
+    assert [step for step, _ in list_checkpoints(str(tmp_path))] == [4, 6]
+    with pytest.raises(ValueError, match="tbptt_steps"):
+        build_model(config_from_dict({
+            "data": {"path": "unused.tsv"},
+            "train": {"tbptt_steps": 2, "doubly_stochastic": 1.0}}), 12, 12)

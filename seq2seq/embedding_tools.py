@@ -1,0 +1,85 @@
+"""`seq2seq embeddings`: nearest neighbours in a trained model's embeddings and TensorBoard projector files."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from seq2seq import model_dir as md
+from seq2seq.layers.embeddings import export_projector, nearest_neighbours
+from seq2seq.pretrained_embeddings import SENTENCEPIECE_SPACE, tokenizer_pieces
+
+SIDES = ("source", "target")
+
+
+def load_embedding(model_dir: str, side: str):
+    """(matrix float32 [vocab, dim], pieces list[str]) of one side of the trained model in `model_dir`.
+
+    Args:
+      model_dir: a trained translation or captioning model directory.
+      side: "source" (translation only) or "target".
+
+    Raises:
+      ValueError: unknown `side`.
+      ModelDirError: not a (trained) model directory, or "source" for a captioning model (no source words).
+    """
+    if side not in SIDES:
+        raise ValueError(f"side: got {side!r}; allowed values: {', '.join(SIDES)}")
+    if md.read_config(model_dir).task == "captioning":
+        if side == "source":
+            raise md.ModelDirError(f"{model_dir!r} holds a captioning model: only --side target has word embeddings")
+        from seq2seq import captioning
+
+        _, model, tokenizer = captioning.load(model_dir)
+    else:
+        from seq2seq import translation
+
+        _, model, source_tok, target_tok = translation.load(model_dir)
+        tokenizer = source_tok if side == "source" else target_tok
+    layer = model.encoder.embedding if side == "source" else model.decoder.embedding
+    return layer.embeddings.numpy(), tokenizer_pieces(tokenizer)
+
+
+def _find(word: str, pieces: Sequence[str]) -> str | None:
+    """The piece for `word`: itself, else SentencePiece's word-initial form '▁word'."""
+    for candidate in (word, SENTENCEPIECE_SPACE + word):
+        if candidate in pieces:
+            return candidate
+    return None
+
+
+def inspect_embeddings(model_dir: str, side: str = "target", words: Sequence[str] = (), k: int = 10,
+                       projector_dir: str | None = None) -> Iterator[str]:
+    """Printable lines: the `k` nearest pieces (cosine similarity) of each word, then the projector files.
+
+    Args:
+      model_dir: a trained model directory (weights: best.weights.h5, else the newest checkpoint).
+      side: "source" | "target" (default).
+      words: words or pieces to look up; a word is matched as given, then as the SentencePiece piece
+        '▁word'. Words not in the vocabulary give one "not in the vocabulary" line (no error).
+      k: int ≥ 1, neighbours per word (default 10).
+      projector_dir: when given, write vectors.tsv and metadata.tsv there (atomically) for the TensorBoard
+        projector (https://projector.tensorflow.org).
+
+    Yields:
+      str lines: "<word> (<side>, piece '<piece>'):" followed by "  <piece>\\t<cosine>" lines (cosine with
+      4 decimals, best first), and finally "projector: <vectors.tsv> <metadata.tsv>".
+
+    Raises:
+      ValueError: k < 1 or a bad side (see `load_embedding`).
+      ModelDirError: not a trained model directory.
+    """
+    if int(k) < 1:
+        raise ValueError(f"k: got {k}; must be >= 1")
+    matrix, pieces = load_embedding(model_dir, side)
+    yield f"{side} embeddings: {matrix.shape[0]} pieces x {matrix.shape[1]} dimensions"
+    for word in words:
+        piece = _find(word, pieces)
+        if piece is None:
+            yield f"{word!r} is not in the {side} vocabulary"
+            continue
+        yield f"{word} ({side}, piece {piece!r}):"
+        for neighbour, cosine in nearest_neighbours(matrix, pieces, piece, int(k)):
+            yield f"  {neighbour}\t{cosine:.4f}"
+    if projector_dir:
+        vectors, metadata = export_projector(matrix, pieces, projector_dir)
+        yield f"projector: {vectors} {metadata}"
