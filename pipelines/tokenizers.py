@@ -21,6 +21,7 @@ options; for the word tokenizer also the pieces), plus ``<name>.model`` (the ser
 ``ModelProto``, usable by the ``sentencepiece`` command-line tools) for SentencePiece.
 """
 
+import hashlib
 import io
 import itertools
 import json
@@ -119,7 +120,11 @@ class SentencePieceTokenizer(tf.Module):
         self.model_proto = bytes(model_proto)
         self.lowercase = bool(lowercase)
         self.vocab_size = len(sentencepiece_model_pb2.ModelProto.FromString(self.model_proto).pieces)
-        self._sentencepiece = tf_text.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32)
+        # The kernel resource is shared by op name when a SavedModel is loaded: without a name unique to the
+        # model, a source and a target tokenizer exported together would both load the same model.
+        resource_name = f"sentencepiece_{hashlib.sha256(self.model_proto).hexdigest()[:16]}"
+        self._sentencepiece = tf_text.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32,
+                                                             name=resource_name)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, texts):

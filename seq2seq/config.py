@@ -140,7 +140,7 @@ class TrainConfig:
     eval_every: int = 1000
     checkpoint_every: int = 500
     learning_rate: float = 1e-3
-    lr_schedule: Literal["constant", "cosine", "inverse_sqrt"] = "constant"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
     clipnorm: Optional[float] = 1.0
     label_smoothing: float = 0.0
