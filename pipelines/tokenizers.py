@@ -32,13 +32,12 @@ from collections import Counter
 from typing import Iterable, Iterator, Sequence
 
 import sentencepiece
-from sentencepiece import sentencepiece_model_pb2
 import tensorflow as tf
 import tensorflow_text as tf_text
+from sentencepiece import sentencepiece_model_pb2
 
 from pipelines.text import normalize
-from pipelines.vocab import (BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, SPECIAL_PIECES,
-                             UNK_ID, UNK_PIECE)
+from pipelines.vocab import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, SPECIAL_PIECES, UNK_ID, UNK_PIECE
 
 SENTENCEPIECE = "sentencepiece"
 WORD = "word"

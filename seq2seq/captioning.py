@@ -41,8 +41,7 @@ from seq2seq.evaluation import corpus_bleu
 from seq2seq.export import export_captioning, load_saved_model
 from seq2seq.inference import decode_batch, decode_settings, detokenize_nbest
 from seq2seq.models import build_model
-from seq2seq.training import (BEST_WEIGHTS, atomic_save_model, compile_model, fit, list_checkpoints,
-                              trained_weights_path)
+from seq2seq.training import BEST_WEIGHTS, atomic_save_model, compile_model, fit, list_checkpoints, trained_weights_path
 from seq2seq.vocabularies import train_or_load_tokenizer
 
 log = logging.getLogger(__name__)

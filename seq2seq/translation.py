@@ -25,8 +25,7 @@ from seq2seq.export import export_translation
 from seq2seq.inference import TranslationModule, decode_settings
 from seq2seq.models import build_model
 from seq2seq.pretrained_embeddings import apply_pretrained_embeddings
-from seq2seq.training import (BEST_WEIGHTS, atomic_save_model, compile_model, fit, list_checkpoints,
-                              trained_weights_path)
+from seq2seq.training import BEST_WEIGHTS, atomic_save_model, compile_model, fit, list_checkpoints, trained_weights_path
 from seq2seq.vocabularies import train_or_load_tokenizer
 
 log = logging.getLogger(__name__)

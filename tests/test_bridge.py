@@ -1,8 +1,8 @@
 """Tests for seq2seq.bridge.Bridge."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from seq2seq.bridge import Bridge
 from seq2seq.layers.rnn import StackedRNN

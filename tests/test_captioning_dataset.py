@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_captioning_helpers import FLICKR, StandInTokenizer, write_image
 
 from pipelines.captioning import make_captioning_dataset, read_flickr8k
 from pipelines.feature_cache import FeatureCache
 from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID
-from test_captioning_helpers import FLICKR, StandInTokenizer, write_image
 
 WORDS = ["a", "dog", "cat", "runs", "red", "ball", "sits", "on", "the", "mat"]
 

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_captioning_helpers import FLICKR, write_image
 
 from pipelines.captioning import (
     caption_texts,
@@ -16,7 +17,6 @@ from pipelines.captioning import (
     split_by_image,
     tfds_example_to_item,
 )
-from test_captioning_helpers import FLICKR, write_image
 
 needs_flickr = pytest.mark.skipif(not os.path.isdir(FLICKR), reason=f"{FLICKR} (Flickr8k subset) not available")
 

@@ -19,12 +19,12 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_captioning_helpers import write_image
 
 from seq2seq import captioning, cli
 from seq2seq.config import config_from_dict, load_config
 from seq2seq.export import export_captioning
 from seq2seq.plots import plot_caption_attention, plot_translation_attention
-from test_captioning_helpers import write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH_CONFIG = os.path.join(ROOT, "configs", "captioning", "flickr8k_scratch.yaml")

@@ -1,12 +1,11 @@
 """Tests for seq2seq.layers.cells (cell registry + PeepholeLSTMCell)."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
-from seq2seq.layers.cells import (CELLS, PeepholeLSTMCell, make_cell,
-                                  make_rnn_layer, state_count)
+from seq2seq.layers.cells import CELLS, PeepholeLSTMCell, make_cell, make_rnn_layer, state_count
 
 RNG = np.random.default_rng(0)
 

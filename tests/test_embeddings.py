@@ -3,12 +3,11 @@
 import gzip
 import os
 
+import keras
 import numpy as np
 import pytest
-import keras
 
-from seq2seq.layers.embeddings import (export_projector, load_pretrained_vectors,
-                                       make_embedding, nearest_neighbours)
+from seq2seq.layers.embeddings import export_projector, load_pretrained_vectors, make_embedding, nearest_neighbours
 
 VOCAB = ["<pad>", "<unk>", "<s>", "</s>", "cat", "dog", "Paris", "zebra"]
 

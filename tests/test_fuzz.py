@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_synthetic_parallel
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import write_synthetic_parallel
 from pipelines.text import normalize
 from pipelines.tokenizers import train_sentencepiece
 from seq2seq import translation

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_captioning_helpers import FLICKR, write_image
 
 from pipelines.images import check_images, decode_image, load_image, log_skipped_images
-from test_captioning_helpers import FLICKR, write_image
 
 
 def _decode(path, size=(12, 10)):

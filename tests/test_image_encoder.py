@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_captioning_helpers import FLICKR, MOBILENET_035, write_image
 
 from pipelines.feature_cache import FeatureCache
 from seq2seq.image_encoder import (
@@ -15,7 +16,6 @@ from seq2seq.image_encoder import (
     ImageEncoder,
     build_backbone,
 )
-from test_captioning_helpers import FLICKR, MOBILENET_035, write_image
 
 needs_weights = pytest.mark.skipif(not os.path.isfile(MOBILENET_035), reason=f"{MOBILENET_035} not available")
 SIZE = 96  # a MobileNetV2 size Keras knows; grid 3x3

@@ -3,8 +3,15 @@ import os
 import pytest
 import tensorflow as tf
 
-from pipelines.batching import (LengthStats, append_eos, default_bucket_boundaries, format_source,
-                                make_translation_dataset, prepend_bos, tokenize_pairs)
+from pipelines.batching import (
+    LengthStats,
+    append_eos,
+    default_bucket_boundaries,
+    format_source,
+    make_translation_dataset,
+    prepend_bos,
+    tokenize_pairs,
+)
 from pipelines.tokenizers import WordTokenizer, train_sentencepiece
 from pipelines.translation import read_anki
 from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIAL_PIECES

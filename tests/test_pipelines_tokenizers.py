@@ -6,8 +6,14 @@ import unicodedata
 import pytest
 import tensorflow as tf
 
-from pipelines.tokenizers import (SentencePieceTokenizer, WordTokenizer, load_tokenizer, split_words,
-                                  train_sentencepiece, train_word_vocabulary)
+from pipelines.tokenizers import (
+    SentencePieceTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    split_words,
+    train_sentencepiece,
+    train_word_vocabulary,
+)
 from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIAL_PIECES, UNK_ID
 
 CORPUS = [

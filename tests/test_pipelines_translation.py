@@ -6,8 +6,19 @@ import unicodedata
 import pytest
 
 from pipelines import translation
-from pipelines.translation import (DataError, PairStats, clean_pairs, download_anki, download_multi30k, read_anki,
-                                   read_parallel, read_tfds, split_of, split_pairs, translation_keys)
+from pipelines.translation import (
+    DataError,
+    PairStats,
+    clean_pairs,
+    download_anki,
+    download_multi30k,
+    read_anki,
+    read_parallel,
+    read_tfds,
+    split_of,
+    split_pairs,
+    translation_keys,
+)
 
 SPA_ENG = "/work/shared/data/anki/spa-eng.txt"
 

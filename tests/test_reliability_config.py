@@ -11,8 +11,8 @@ import os
 
 import pytest
 import yaml
-
 from conftest import write_synthetic_parallel
+
 from seq2seq import model_dir as md
 from seq2seq import translation
 from seq2seq.cli import main

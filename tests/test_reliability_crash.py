@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-
 from conftest import write_synthetic_parallel
+
 from pipelines.tokenizers import load_tokenizer
 from seq2seq import training
 from seq2seq.cli import main

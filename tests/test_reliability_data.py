@@ -12,8 +12,9 @@ import unicodedata
 
 import pytest
 import tensorflow as tf
-
 from conftest import write_synthetic_parallel
+from test_captioning_helpers import StandInTokenizer, write_image
+
 from pipelines import translation as readers
 from pipelines.batching import make_translation_dataset
 from pipelines.captioning import make_captioning_dataset
@@ -24,7 +25,6 @@ from seq2seq import translation
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.evaluation import corpus_bleu
-from test_captioning_helpers import StandInTokenizer, write_image
 
 TINY_MODEL = {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}}
 TINY_TRAIN = {"batch_size": 16, "max_steps": 6, "eval_every": 3, "checkpoint_every": 3, "validation_batches": 1,

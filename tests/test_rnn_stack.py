@@ -1,8 +1,8 @@
 """Tests for seq2seq.layers.rnn.StackedRNN."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 from seq2seq.layers.cells import CELLS

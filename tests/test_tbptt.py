@@ -1,13 +1,12 @@
 """Tests for seq2seq.tbptt (truncated backpropagation through time)."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 from seq2seq.layers.rnn import StackedRNN
-from seq2seq.tbptt import (TBPTTTrainer, run_windows, split_windows,
-                           tbptt_train_step)
+from seq2seq.tbptt import TBPTTTrainer, run_windows, split_windows, tbptt_train_step
 
 RNG = np.random.default_rng(3)
 
