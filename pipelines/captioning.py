@@ -25,6 +25,7 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf
 
+from pipelines.atomic import write_atomically
 from pipelines.images import _size_pair, check_images, load_image, log_skipped_images
 from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -275,10 +276,7 @@ def read_tfds_coco_captions(split: str, data_dir: str | None = None, image_dir: 
         name, data, captions = tfds_example_to_item(example)
         path = os.path.join(image_dir, name)
         if not os.path.exists(path):
-            tmp = path + ".tmp"
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
+            write_atomically(path, data)
         pairs.extend((path, caption) for caption in captions)
     return _collect(pairs, f"tfds coco_captions[{split}]")
 

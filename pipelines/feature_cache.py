@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from pipelines.atomic import atomic_path, write_atomically
 from pipelines.images import _size_pair, decode_image
 
 __all__ = ["FeatureCache", "file_sha256"]
@@ -94,25 +94,13 @@ class FeatureCache:
         return np.load(entry_path).astype(np.float32, copy=False)
 
     def _write(self, entry_path: str, features: np.ndarray) -> None:
-        os.makedirs(os.path.dirname(entry_path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(entry_path), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(features, dtype=np.float32))
-            os.replace(tmp, entry_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_path(entry_path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(features, dtype=np.float32))
 
     def _write_key_file(self) -> None:
         key_file = os.path.join(self.key_dir, "backbone_key.txt")
         if not os.path.exists(key_file):
-            os.makedirs(self.key_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.key_dir, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(self.backbone_key + "\n")
-            os.replace(tmp, key_file)
+            write_atomically(key_file, self.backbone_key + "\n")
 
     # -- main entry point ----------------------------------------------------------------------
     def features_for(

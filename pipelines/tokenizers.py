@@ -27,7 +27,6 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from typing import Iterable, Iterator, Sequence
 
@@ -36,6 +35,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from sentencepiece import sentencepiece_model_pb2
 
+from pipelines.atomic import write_atomically
 from pipelines.text import normalize
 from pipelines.vocab import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, SPECIAL_PIECES, UNK_ID, UNK_PIECE
 
@@ -51,21 +51,6 @@ _VOCAB_TOO_HIGH = re.compile(r"Vocabulary size too high \(\d+\)\. Please set it 
 _VOCAB_TOO_LOW = re.compile(r"Vocabulary size is smaller than required_chars\. \d+ vs (\d+)")
 
 
-def _atomic_write(path, data: bytes):
-    """Writes ``data`` to ``path`` atomically: a temporary file in the same directory, then os.replace."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def _module_name(name: str) -> str:
     """A valid ``tf.Module`` name (a Python identifier) derived from any file stem."""
     identifier = re.sub(r"\W", "_", name)
@@ -73,7 +58,7 @@ def _module_name(name: str) -> str:
 
 
 def _write_config(directory, name, config: dict):
-    _atomic_write(os.path.join(directory, f"{name}.json"),
+    write_atomically(os.path.join(directory, f"{name}.json"),
                   json.dumps(config, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
@@ -140,7 +125,7 @@ class SentencePieceTokenizer(tf.Module):
 
     def save(self, directory):
         """Writes ``<directory>/<basename>.model`` and ``<basename>.json``, each atomically."""
-        _atomic_write(os.path.join(directory, f"{self.basename}.model"), self.model_proto)
+        write_atomically(os.path.join(directory, f"{self.basename}.model"), self.model_proto)
         _write_config(directory, self.basename, {"type": SENTENCEPIECE, "lowercase": self.lowercase})
 
 

@@ -20,6 +20,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from pipelines.atomic import write_atomically
+
 DATA_DIR_ENV = "SEQ2SEQ_DATA_DIR"
 
 
@@ -404,10 +406,7 @@ def load_config(path: str, overrides: list[str] | None = None) -> Config:
 
 def save_config(config: Config, path: str) -> None:
     """Write `config` as YAML atomically (temp file + rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False, allow_unicode=True)
-    os.replace(tmp, path)
+    write_atomically(path, yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True))
 
 
 def data_root(config: Config) -> str:

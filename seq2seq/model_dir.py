@@ -24,6 +24,7 @@ import shutil
 
 import yaml
 
+from pipelines.atomic import write_atomically
 from seq2seq.config import Config, ConfigError, config_from_dict, save_config
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,7 @@ def prepare(model_dir: str, config: Config) -> bool:
 
 def write_json(path: str, values: dict) -> None:
     """Write `values` as indented JSON through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(values, f, indent=2, ensure_ascii=False, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(values, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def update_metrics(model_dir: str, split: str, metrics: dict) -> dict:

@@ -9,34 +9,21 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipelines.atomic import atomic_path
 from pipelines.vocab import EOS_PIECE, PAD_PIECE
 
 
 def _save_png(figure: Figure, path: str) -> str:
     """Render `figure` to PNG at `path` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     FigureCanvasAgg(figure)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format="png", dpi=100, bbox_inches="tight")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        figure.savefig(file, format="png", dpi=100, bbox_inches="tight")
     return path
 
 

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.atomic import atomic_path
 from seq2seq.config import TrainConfig
 from seq2seq.distribute import write_dir
 from seq2seq.losses import MaskedAccuracy, MaskedCrossEntropy
@@ -71,30 +72,14 @@ def compile_model(model: keras.Model, train: TrainConfig) -> keras.Model:
 
 def atomic_save_weights(model: keras.Model, path: str) -> None:
     """`model.save_weights(path)` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
+    with atomic_path(path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    except BaseException:  # interrupted or failed: leave no half-written temporary file behind
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def atomic_save_model(model: keras.Model, path: str) -> None:
     """`model.save(path)` (Keras `.keras` format) through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:  # interrupted or failed: leave no half-written temporary file behind
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def trained_weights_path(model_dir: str) -> str:

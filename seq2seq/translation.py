@@ -14,6 +14,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines import translation as readers
+from pipelines.atomic import atomic_path
 from pipelines.batching import make_translation_dataset
 from pipelines.text import normalize
 from pipelines.tokenizers import load_tokenizer
@@ -120,9 +121,8 @@ def _tokenizers_or_config_error(config: Config, directory: str):
 def _copy_atomic(source: str, destination: str) -> None:
     """Copy `source` (if it exists) to `destination` through a temporary file and a rename."""
     if os.path.exists(source):
-        tmp = f"{destination}.tmp-{os.getpid()}"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, destination)
+        with atomic_path(destination) as tmp:
+            shutil.copyfile(source, tmp)
 
 
 def _side(config: Config, side: int):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 
 import keras
 import numpy as np
 
+from pipelines.atomic import write_atomically
 from pipelines.vocab import PAD_ID
 
 
@@ -226,20 +226,6 @@ def nearest_neighbours(matrix, vocabulary, word, k=10):
     return [(vocabulary[i], float(sims[i])) for i in order]
 
 
-def _atomic_write(path, text):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                               suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _clean_label(word):
     label = word.replace("\t", " ").replace("\r", " ").replace("\n", " ")
     return label if label.strip() else repr(word)
@@ -277,7 +263,7 @@ def export_projector(matrix, vocabulary, directory):
     vectors_path = os.path.join(directory, "vectors.tsv")
     metadata_path = os.path.join(directory, "metadata.tsv")
     rows = ("\t".join(f"{v:.7g}" for v in row) for row in matrix)
-    _atomic_write(vectors_path, "".join(r + "\n" for r in rows))
-    _atomic_write(metadata_path,
+    write_atomically(vectors_path, "".join(r + "\n" for r in rows))
+    write_atomically(metadata_path,
                   "".join(_clean_label(w) + "\n" for w in vocabulary))
     return vectors_path, metadata_path
