@@ -201,6 +201,9 @@ def main(argv=None) -> int:
     except NonFiniteLossError as err:  # not an input error: the run diverged (last good checkpoint kept)
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted (training keeps its last checkpoint; run the same command to resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

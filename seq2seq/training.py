@@ -254,9 +254,14 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
             validation_data = validation_data.take(train.validation_batches)
         steps_per_round = min(train.eval_every, train.max_steps)
         rounds = math.ceil(train.max_steps / steps_per_round)
-        history = model.fit(
-            train_data, validation_data=validation_data, epochs=rounds, initial_epoch=start // steps_per_round,
-            steps_per_epoch=steps_per_round, callbacks=callbacks, shuffle=False, verbose=verbose)
+        try:
+            history = model.fit(
+                train_data, validation_data=validation_data, epochs=rounds, initial_epoch=start // steps_per_round,
+                steps_per_epoch=steps_per_round, callbacks=callbacks, shuffle=False, verbose=verbose)
+        except KeyboardInterrupt:
+            path = saver.save()  # Ctrl-C: keep the work done so far; `train` again resumes from here
+            log.warning("interrupted at step %d; checkpoint %s", int(model.optimizer.iterations), path)
+            raise
         final = int(model.optimizer.iterations)
         saver.save()  # checks the weights are finite first
         if not saver.finite:
