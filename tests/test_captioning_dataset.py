@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_captioning_helpers import FLICKR, StandInTokenizer, write_image
+from captioning_helpers import FLICKR, StandInTokenizer, write_image
 
 from pipelines.captioning import make_captioning_dataset, read_flickr8k
 from pipelines.feature_cache import FeatureCache

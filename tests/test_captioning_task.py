@@ -19,7 +19,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_captioning_helpers import write_image
+from captioning_helpers import write_image
 
 from seq2seq import captioning, cli
 from seq2seq.config import config_from_dict, load_config

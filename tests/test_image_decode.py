@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_captioning_helpers import FLICKR, write_image
+from captioning_helpers import FLICKR, write_image
 
 from pipelines.images import check_images, decode_image, load_image, log_skipped_images
 

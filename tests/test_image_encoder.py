@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_captioning_helpers import FLICKR, MOBILENET_035, write_image
+from captioning_helpers import FLICKR, MOBILENET_035, write_image
 
 from pipelines.feature_cache import FeatureCache
 from seq2seq.image_encoder import (

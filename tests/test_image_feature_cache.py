@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_captioning_helpers import write_image
+from captioning_helpers import write_image
 
 from pipelines.feature_cache import FeatureCache
 

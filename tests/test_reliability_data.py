@@ -13,7 +13,7 @@ import unicodedata
 import pytest
 import tensorflow as tf
 from conftest import write_synthetic_parallel
-from test_captioning_helpers import StandInTokenizer, write_image
+from captioning_helpers import StandInTokenizer, write_image
 
 from pipelines import translation as readers
 from pipelines.batching import make_translation_dataset
