@@ -37,10 +37,11 @@ _SYNTHETIC_LEXICON = {
 }
 
 
-def shared_data_dir() -> str | None:
-    """The real-data folder: $SEQ2SEQ_DATA_DIR, else ../shared/data next to the repository; None if absent."""
+def shared_data_dir(required: str = os.path.join("anki", "spa-eng.txt")) -> str | None:
+    """The real-data folder ($SEQ2SEQ_DATA_DIR, else ../shared/data next to the repository) when it holds the
+    file `required` (relative to it); None otherwise."""
     for candidate in (os.environ.get("SEQ2SEQ_DATA_DIR"), os.path.join(ROOT, "..", "shared", "data")):
-        if candidate and os.path.isfile(os.path.join(candidate, "anki", "spa-eng.txt")):
+        if candidate and os.path.isfile(os.path.join(candidate, required)):
             return os.path.abspath(candidate)
     return None
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from captioning_helpers import write_image
+from conftest import shared_data_dir
 
 from seq2seq import captioning, cli
 from seq2seq.config import config_from_dict, load_config
@@ -39,17 +40,14 @@ TINY = ["data.limit=20", "data.feature_cache=true", "model.encoder.trainable=fal
         "decode.beam_size=2", "decode.max_length=8"]
 
 
-def shared_data_dir() -> str | None:
-    """$SEQ2SEQ_DATA_DIR or ../shared/data next to the repository, when it holds the Flickr8k subset."""
-    for candidate in (os.environ.get("SEQ2SEQ_DATA_DIR"), os.path.join(ROOT, "..", "shared", "data")):
-        if candidate and os.path.isfile(os.path.join(candidate, "flickr8k", "subset_captions.tsv")):
-            return os.path.abspath(candidate)
-    return None
+def flickr_data_dir() -> str | None:
+    """The real-data folder when it holds the Flickr8k subset, else None."""
+    return shared_data_dir(os.path.join("flickr8k", "subset_captions.tsv"))
 
 
 @pytest.fixture(scope="module")
 def data_dir():
-    path = shared_data_dir()
+    path = flickr_data_dir()
     if path is None:
         pytest.skip("Flickr8k subset not found (set SEQ2SEQ_DATA_DIR or put it in ../shared/data)")
     return path

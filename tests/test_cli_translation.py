@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from conftest import shared_data_dir
 
 from seq2seq.cli import main
 
@@ -16,11 +17,11 @@ TINY = ["data.limit=400", "train.max_steps=12", "train.eval_every=6", "train.che
         "data.test_fraction=0.1"]
 
 
-def shared_data_dir():
-    for candidate in (os.environ.get("SEQ2SEQ_DATA_DIR"), os.path.join(ROOT, "..", "shared", "data")):
-        if candidate and os.path.isfile(os.path.join(candidate, "anki", "spa-eng.txt")):
-            return candidate
-    pytest.skip("real data not found: set SEQ2SEQ_DATA_DIR or place ../shared/data next to the repo")
+def data_dir_or_skip():
+    data_dir = shared_data_dir()
+    if data_dir is None:
+        pytest.skip("real data not found: set SEQ2SEQ_DATA_DIR or place ../shared/data next to the repo")
+    return data_dir
 
 
 def overrides(values):
@@ -29,7 +30,7 @@ def overrides(values):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    data_dir = shared_data_dir()
+    data_dir = data_dir_or_skip()
     model_dir = str(tmp_path_factory.mktemp("cli") / "model")
     code = main(["--quiet", "train", CONFIG, "--model-dir", model_dir,
                  *overrides(TINY + [f"data.data_dir={data_dir}"])])

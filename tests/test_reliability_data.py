@@ -12,8 +12,8 @@ import unicodedata
 
 import pytest
 import tensorflow as tf
-from conftest import write_synthetic_parallel
 from captioning_helpers import StandInTokenizer, write_image
+from conftest import write_synthetic_parallel
 
 from pipelines import translation as readers
 from pipelines.batching import make_translation_dataset
