@@ -78,6 +78,30 @@ def _chunks(items: Iterable, size: int = _CHUNK_SIZE) -> Iterator[list]:
         yield chunk
 
 
+class _ObservedStream:
+    """Iterates `items`, counting them and keeping the exception that ended them (SentencePiece's C++ trainer
+    turns an exception raised by its sentence iterator into an opaque RuntimeError)."""
+
+    def __init__(self, items: Iterable[str]):
+        self._items = iter(items)
+        self.count = 0
+        self.error = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            item = next(self._items)
+        except StopIteration:
+            raise
+        except Exception as error:
+            self.error = error
+            raise
+        self.count += 1
+        return item
+
+
 def _normalized_sentences(sentences: Iterable[str], lowercase: bool) -> Iterator[str]:
     """Streams ``sentences`` through the in-graph :func:`normalize` (in chunks), as Python str."""
     for chunk in _chunks(sentences):
@@ -247,9 +271,10 @@ def train_sentencepiece(sentences: Iterable[str], directory, name: str, vocab_si
     if model_type not in ("unigram", "bpe"):
         raise ValueError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
     model = io.BytesIO()
+    stream = _ObservedStream(_normalized_sentences(sentences, lowercase))
     try:
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=_normalized_sentences(sentences, lowercase), model_writer=model,
+            sentence_iterator=stream, model_writer=model,
             vocab_size=vocab_size, model_type=model_type, byte_fallback=byte_fallback,
             character_coverage=character_coverage, input_sentence_size=input_sentence_size,
             shuffle_input_sentence=True, normalization_rule_name="identity",
@@ -257,6 +282,10 @@ def train_sentencepiece(sentences: Iterable[str], directory, name: str, vocab_si
             pad_piece=PAD_PIECE, unk_piece=UNK_PIECE, bos_piece=BOS_PIECE, eos_piece=EOS_PIECE,
             num_threads=os.cpu_count() or 1, minloglevel=2)
     except RuntimeError as error:
+        if stream.error is not None:  # SentencePiece wraps the reader's own error (e.g. a DataError): re-raise it
+            raise stream.error from None
+        if stream.count == 0:
+            raise ValueError(f"no training sentences for the {name!r} tokenizer: the training data is empty") from None
         _raise_vocab_size_error(error, vocab_size, name)
         raise
     tokenizer = SentencePieceTokenizer(model.getvalue(), lowercase=lowercase, name=name)

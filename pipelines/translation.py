@@ -77,6 +77,8 @@ def _decode_line(path, number: int, raw: bytes) -> str:
 def _parse_anki_line(path, number: int, raw: bytes) -> Pair:
     """``english<TAB>other[<TAB>attribution]`` -> (english, other); raises DataError naming path:line."""
     text = _decode_line(path, number, raw)
+    if not text.strip():
+        return "", ""  # a blank line (often the last one): an empty pair, dropped and counted by clean_pairs
     columns = text.split("\t")
     if not 2 <= len(columns) <= 3:
         problem = "no TAB" if len(columns) == 1 else f"{len(columns)} TAB-separated columns (expected 2 or 3)"

@@ -272,11 +272,15 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
       the test metrics (see `evaluate`) plus `train_seconds` (wall time of `fit`), `steps` and
       `feature_cache` (whether cached features were used).
     """
+    train_items = read_split(config, "train")
+    if not train_items:
+        raise ValueError(f"no training image has both a readable file and a caption: check data.image_dir "
+                         f"({config.data.image_dir!r}), data.captions_file and data.train_split_file")
     md.prepare(model_dir, config)
     keras.utils.set_random_seed(config.train.seed)
     tokenizer = train_or_load_tokenizer(
         config.tokenizer, os.path.join(model_dir, md.TOKENIZER_DIR), CAPTION, config.tokenizer.target_vocab_size,
-        lambda: readers.caption_texts(read_split(config, "train")), lowercase=True)
+        lambda: readers.caption_texts(train_items), lowercase=True)
     use_cache = uses_feature_cache(config)
     model = build_model(_build_config(config, for_training=True), None, tokenizer.vocab_size,
                         inputs_are_features=use_cache)
@@ -378,6 +382,9 @@ def caption_images(model_dir: str | None, saved_model: str | None, images: Seque
             raise ValueError("--attention-plot and decoding options need --model-dir; an export decodes with the "
                              "settings it was exported with")
         caption_fn = load_saved_model(saved_model).signatures["serving_default"]
+        if "image_bytes" not in caption_fn.structured_input_signature[1]:
+            raise ValueError(f"{saved_model!r} is not a captioning export (its inputs: "
+                             f"{', '.join(caption_fn.structured_input_signature[1])}); use `seq2seq translate`")
         module = None
     else:
         config, model, tokenizer = load(model_dir)

@@ -10,12 +10,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 log = logging.getLogger("seq2seq")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,9 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
 
     def decode_options(p):
-        p.add_argument("--beam-size", type=int, help="beam size (1 = greedy-equivalent beam)")
+        p.add_argument("--beam-size", type=_positive_int, help="beam size (1 = greedy-equivalent beam)")
         p.add_argument("--strategy", choices=["beam", "greedy", "sample"], help="decoding strategy")
-        p.add_argument("--length-penalty", type=float, help="GNMT length penalty alpha (0 = none)")
+        p.add_argument("--length-penalty", type=_non_negative_float, help="GNMT length penalty alpha (0 = none)")
 
     p = sub.add_parser("evaluate", help="BLEU on a split; prints the metrics as JSON")
     p.add_argument("--model-dir", required=True)
@@ -45,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--model-dir")
     src.add_argument("--saved-model", help="an export written by `seq2seq export`")
     p.add_argument("text", nargs="*")
-    p.add_argument("--n-best", type=int, help="print the n best translations with scores (model dir only)")
+    p.add_argument("--n-best", type=_positive_int, help="print the n best translations with scores (model dir only)")
     p.add_argument("--attention-plot", help="PNG file: attention map of the first sentence (model dir only)")
     decode_options(p)
 
@@ -121,11 +136,22 @@ def _input_lines(texts):
 def cmd_translate(args) -> int:
     import tensorflow as tf
 
+    if args.saved_model and (args.n_best or args.attention_plot or any(
+            v is not None for v in _decode_overrides(args).values())):
+        raise ValueError("--n-best, --attention-plot and decoding options need --model-dir; an export decodes "
+                         "with the settings it was exported with")
+    if args.n_best and args.beam_size and args.n_best > args.beam_size:
+        raise ValueError(f"--n-best ({args.n_best}) must be <= --beam-size ({args.beam_size})")
+    if args.n_best and args.strategy in ("greedy", "sample"):
+        raise ValueError(f"--n-best needs beam search (got --strategy {args.strategy})")
     texts = _input_lines(args.text)
     if args.saved_model:
         from seq2seq.export import load_saved_model
 
         serve = load_saved_model(args.saved_model).signatures["serving_default"]
+        if "text" not in serve.structured_input_signature[1]:
+            raise ValueError(f"{args.saved_model!r} is not a translation export (its inputs: "
+                             f"{', '.join(serve.structured_input_signature[1])}); use `seq2seq caption`")
         for start in range(0, len(texts), 64):
             out = serve(text=tf.constant(texts[start:start + 64], tf.string))
             for line in out["translation"].numpy():

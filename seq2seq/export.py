@@ -29,10 +29,17 @@ def save_atomically(module: tf.Module, output_dir: str, signatures: dict) -> str
       the absolute path of the export.
 
     Raises:
+      FileExistsError: `output_dir` exists and is not an empty folder or an earlier SavedModel (it is never
+        deleted: a model directory or any other folder given by mistake stays as it is).
       whatever `tf.saved_model.save` raises; the temporary directory is removed first, and an existing
       `output_dir` is left untouched.
     """
     output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not (
+            os.path.isdir(output_dir) and (not os.listdir(output_dir)
+                                           or os.path.isfile(os.path.join(output_dir, "saved_model.pb")))):
+        raise FileExistsError(f"refusing to export to {output_dir!r}: it exists and is not an earlier SavedModel "
+                              f"export (no saved_model.pb); choose a new folder, e.g. MODEL_DIR/export")
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".tmp-export-{os.getpid()}-{os.path.basename(output_dir)}")
@@ -73,5 +80,5 @@ def load_saved_model(export_dir: str):
 
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
         raise FileNotFoundError(f"{export_dir!r} is not a SavedModel directory (no saved_model.pb); "
-                                f"create one with `seq2seq export --model-dir DIR --output {export_dir}`")
+                                f"create one with `seq2seq export --model-dir MODEL_DIR` (writes MODEL_DIR/export)")
     return tf.saved_model.load(export_dir)

@@ -101,6 +101,8 @@ class BackbonePreprocess(keras.layers.Layer):
 
 
 def _input_hw(name: str, input_size) -> tuple[int, int]:
+    if name not in BACKBONES:
+        raise ValueError(f"model.encoder.backbone: unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     spec = BACKBONES[name]
     if input_size is None:
         input_size = spec.input_size
