@@ -187,6 +187,15 @@ def make_embedding(vocab_size, dim, pretrained_matrix=None, trainable=True,
                                   name=name)
 
 
+def _matrix_and_vocabulary(matrix, vocabulary, dtype):
+    """(matrix as a 2-D array of `dtype`, vocabulary as a list); ValueError when their row counts differ."""
+    matrix = np.asarray(matrix, dtype=dtype)
+    vocabulary = list(vocabulary)
+    if matrix.ndim != 2 or matrix.shape[0] != len(vocabulary):
+        raise ValueError(f"matrix has shape {matrix.shape} but vocabulary has {len(vocabulary)} entries.")
+    return matrix, vocabulary
+
+
 def nearest_neighbours(matrix, vocabulary, word, k=10):
     """The ``k`` vocabulary entries closest to ``word`` by cosine similarity.
 
@@ -205,12 +214,7 @@ def nearest_neighbours(matrix, vocabulary, word, k=10):
         KeyError: ``word`` not in ``vocabulary``.
         ValueError: ``matrix`` rows do not match ``vocabulary``.
     """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    vocabulary = list(vocabulary)
-    if matrix.ndim != 2 or matrix.shape[0] != len(vocabulary):
-        raise ValueError(
-            f"matrix has shape {matrix.shape} but vocabulary has "
-            f"{len(vocabulary)} entries.")
+    matrix, vocabulary = _matrix_and_vocabulary(matrix, vocabulary, np.float64)
     try:
         query = vocabulary.index(word)
     except ValueError:
@@ -252,12 +256,7 @@ def export_projector(matrix, vocabulary, directory):
     Raises:
         ValueError: ``matrix`` rows do not match ``vocabulary``.
     """
-    matrix = np.asarray(matrix, dtype=np.float32)
-    vocabulary = list(vocabulary)
-    if matrix.ndim != 2 or matrix.shape[0] != len(vocabulary):
-        raise ValueError(
-            f"matrix has shape {matrix.shape} but vocabulary has "
-            f"{len(vocabulary)} entries.")
+    matrix, vocabulary = _matrix_and_vocabulary(matrix, vocabulary, np.float32)
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     vectors_path = os.path.join(directory, "vectors.tsv")
