@@ -1,4 +1,4 @@
-"""Multi30k en→de from scratch with configs/translation/multi30k_en_de.yaml: sacreBLEU on test_2016_flickr,
+"""Multi30k en→de from scratch with configs/translation/multi30k_en_de_gru.yaml: sacreBLEU on test_2016_flickr,
 the validation BLEU curve, wall time and peak resident memory.
 
 Training runs in rounds of `train.eval_every` steps through `seq2seq.translation.train` (which resumes from
@@ -13,13 +13,15 @@ Full run (the issue's target: sacreBLEU ≥ 35 on test within 90 minutes of trai
 Quick check (a few minutes; BLEU will be near 0 — it checks the plumbing):
   SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/multi30k.py --quick
 
-The last line printed is JSON: test_sacrebleu, val_bleu_curve [[step, bleu], ...], wall_seconds,
+The validation curve is also drawn to <model-dir>/val_bleu_curve.png. The last line printed is JSON:
+test_sacrebleu, val_bleu_curve [[step, bleu], ...], curve_plot, wall_seconds,
 train_seconds, peak_rss_mb, steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -33,10 +35,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
+
 from seq2seq import translation  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
+from seq2seq.plots import plot_curve  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(ROOT, "configs", "translation", "multi30k_en_de.yaml")
+DEFAULT_CONFIG = os.path.join(ROOT, "configs", "translation", "multi30k_en_de_gru.yaml")
 QUICK = ["train.max_steps=150", "train.eval_every=75", "train.checkpoint_every=75", "train.warmup_steps=20",
          "train.max_minutes=null", "train.validation_batches=4", "decode.strategy=greedy", "decode.beam_size=1"]
 
@@ -53,7 +58,10 @@ def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict
     started = time.time()
     curve, train_seconds, test, step = [], 0.0, None, 0
     for target in list(range(every, total, every)) + [total]:
-        round_config = load_config(config_path, overrides + [f"train.max_steps={target}"])
+        budget = []  # the time cap applies to the sum of the rounds' training time
+        if config.train.max_minutes:
+            budget = [f"train.max_minutes={config.train.max_minutes - train_seconds / 60.0}"]
+        round_config = load_config(config_path, overrides + [f"train.max_steps={target}"] + budget)
         test = translation.train(round_config, model_dir, verbose=verbose)
         train_seconds += test["train_seconds"]
         if test["steps"] <= step:  # early stopping or the time limit ended training
@@ -65,7 +73,13 @@ def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict
               f"{time.time() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MiB", flush=True)
         if config.train.max_minutes and train_seconds >= 60 * config.train.max_minutes:
             break
-    return {"test_sacrebleu": round(test["sacrebleu"], 2), "test_signature": test.get("sacrebleu_signature"),
+        keras.backend.clear_session()  # each round builds a new model: free the last one's graphs
+        gc.collect()
+    plot = os.path.join(model_dir, "val_bleu_curve.png")
+    if curve:
+        plot_curve([(s, b) for s, b in curve], plot, "training step", "validation sacreBLEU",
+                   f"Multi30k en→de, {os.path.basename(config_path)}")
+    return {"test_sacrebleu": round(test["sacrebleu"], 2), "curve_plot": plot if curve else None, "test_signature": test.get("sacrebleu_signature"),
             "val_bleu_curve": curve, "wall_seconds": round(time.time() - started, 1),
             "train_seconds": round(train_seconds, 1), "peak_rss_mb": round(peak_rss_mb(), 1), "steps": step,
             "model_dir": model_dir}

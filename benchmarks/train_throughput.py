@@ -1,7 +1,7 @@
 """Training throughput on Multi30k en→de: this toolkit against a tutorial-style baseline, in one process.
 
 Two models are trained for a fixed number of optimizer steps after a warm-up, on the same data, with the
-same embedding size, hidden size, vocabulary size and batch size:
+same embedding size, encoder and decoder hidden sizes, vocabulary size and batch size:
 
 (a) **toolkit** — `seq2seq` as `seq2seq train` runs it: SentencePiece tokenizers trained on the training
     split, `pipelines.batching` (tokenise once + cache, length filter, shuffle, length bucketing, padding to
@@ -34,10 +34,10 @@ layer x[n, i] @ W[i, o] costs 2·n·i·o:
                   + 2·B·T·(M + D)·D                          (attentional vector tanh(W_c[c; h]))
                   + 2·B·T·D·V                                (output projection)
                   + 2·B·(Σ encoder final states)·(Σ decoder states)   (dense bridge)
-  baseline forward = 2·2·B·S·3H·(E + H) + 2·B·T·3H·(E + H)   (bi-GRU, decoder GRU; H = D)
-                   + 2·B·T·H² + 2·2·B·S·H² + 2·B·T·H²        (query, key, value, output projections)
-                   + 2·2·B·T·S·H                             (scores and context)
-                   + 2·B·T·H·V                               (output layer)
+  baseline forward = 2·2·B·S·3H·(E + H) + 2·B·T·3D·(E + D)   (bi-GRU with H per direction, decoder GRU)
+                   + 2·B·T·D² + 2·2·B·S·H·D + 2·B·T·D²       (query, key, value, output projections)
+                   + 2·2·B·T·S·D                             (scores and context)
+                   + 2·B·T·D·V                               (output layer)
   training step = 3 × forward (the backward pass does two matmuls of the same size per forward matmul).
 
 Embedding gathers, element-wise work, softmax and the optimizer update are not counted. Achieved FLOP/s =
@@ -77,7 +77,7 @@ from seq2seq.config import load_config  # noqa: E402
 from seq2seq.models import build_model  # noqa: E402
 from seq2seq.training import compile_model  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(ROOT, "configs", "translation", "multi30k_en_de.yaml")
+DEFAULT_CONFIG = os.path.join(ROOT, "configs", "translation", "multi30k_en_de_gru.yaml")
 _GATES = {"gru": 3, "lstm": 4, "peephole_lstm": 4, "simple": 1}
 
 
@@ -152,14 +152,15 @@ def toolkit_forward_flops(model_config, target_vocab: int, batch: int, source_le
     return float(flops)
 
 
-def baseline_forward_flops(embedding_dim: int, units: int, vocab: int, batch: int, source_len: int,
-                           target_len: int) -> float:
-    """Forward matmul FLOPs of one baseline batch (formula in the module docstring)."""
-    B, S, T, E, H, V = batch, source_len, target_len, embedding_dim, units, vocab
-    flops = 2 * 2 * B * S * 3 * H * (E + H) + 2 * B * T * 3 * H * (E + H)
-    flops += 2 * B * T * H * H + 2 * 2 * B * S * H * H + 2 * B * T * H * H
-    flops += 2 * 2 * B * T * S * H
-    flops += 2 * B * T * H * V
+def baseline_forward_flops(embedding_dim: int, encoder_units: int, units: int, vocab: int, batch: int,
+                           source_len: int, target_len: int) -> float:
+    """Forward matmul FLOPs of one baseline batch (formula in the module docstring; H = encoder_units per
+    direction, D = units of the decoder)."""
+    B, S, T, E, H, D, V = batch, source_len, target_len, embedding_dim, encoder_units, units, vocab
+    flops = 2 * 2 * B * S * 3 * H * (E + H) + 2 * B * T * 3 * D * (E + D)
+    flops += 2 * B * T * D * D + 2 * 2 * B * S * H * D + 2 * B * T * D * D
+    flops += 2 * 2 * B * T * S * D
+    flops += 2 * B * T * D * V
     return float(flops)
 
 
@@ -176,7 +177,8 @@ def tutorial_standardize(text):
 
 
 class BaselineEncoder(keras.layers.Layer):
-    """Token ids [B, S] -> memory [B, S, units]: embedding (pad masked) and a sum-merged bidirectional GRU."""
+    """Token ids [B, S] -> memory [B, S, units]: embedding (pad masked) and a sum-merged bidirectional GRU
+    of `units` per direction."""
 
     def __init__(self, vocab_size, embedding_dim, units, **kwargs):
         super().__init__(**kwargs)
@@ -218,9 +220,9 @@ class BaselineDecoder(keras.layers.Layer):
 class BaselineTranslator(keras.Model):
     """((source ids [B, S], target_in ids [B, T])) -> logits float32 [B, T, vocab]."""
 
-    def __init__(self, source_vocab, target_vocab, embedding_dim, units, **kwargs):
+    def __init__(self, source_vocab, target_vocab, embedding_dim, encoder_units, units, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = BaselineEncoder(source_vocab, embedding_dim, units)
+        self.encoder = BaselineEncoder(source_vocab, embedding_dim, encoder_units)
         self.decoder = BaselineDecoder(target_vocab, embedding_dim, units)
 
     def call(self, inputs):
@@ -333,11 +335,12 @@ def run(args) -> dict:
     train_pairs = list(translation.pairs(config, "train"))
     dataset, source_vocab, target_vocab = baseline_pipeline(
         train_pairs, config.tokenizer.target_vocab_size, args.baseline_max_length, batch, cfg_train.seed)
-    units, dim = config.model.decoder.units, config.model.embedding.dim
-    base_model = BaselineTranslator(source_vocab, target_vocab, dim, units)
+    # The toolkit's sizes: embedding, encoder units per direction, decoder units, vocabulary.
+    units, encoder_units, dim = config.model.decoder.units, config.model.encoder.units, config.model.embedding.dim
+    base_model = BaselineTranslator(source_vocab, target_vocab, dim, encoder_units, units)
     base_model.compile(optimizer=keras.optimizers.Adam(cfg_train.learning_rate), loss=baseline_masked_loss)
     baseline = time_training(base_model, dataset, args.warmup, args.steps, lambda b, s, t: baseline_forward_flops(
-        dim, units, target_vocab, b, s, t))
+        dim, encoder_units, units, target_vocab, b, s, t))
     print(f"baseline: {baseline['tokens_per_s']:.0f} target tokens/s, {baseline['steps_per_s']:.2f} steps/s, "
           f"{baseline['flops_per_s'] / 1e9:.1f} GFLOP/s, padding {baseline['pad_fraction']:.1%}, input pipeline "
           f"{baseline['input_batches_per_s']:.0f} batches/s, warm-up {baseline['warmup_seconds']:.1f} s",

@@ -37,6 +37,7 @@ from pipelines.images import check_images, decode_image, log_skipped_images
 from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as md
 from seq2seq.config import Config, DecodeConfig, resolve_path
+from seq2seq.distribute import chief_first, is_chief, make_strategy
 from seq2seq.evaluation import corpus_bleu
 from seq2seq.export import export_captioning, load_saved_model
 from seq2seq.inference import decode_batch, decode_settings, detokenize_nbest
@@ -268,23 +269,30 @@ def _readable(paths: Sequence[str]) -> list[str]:
 def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
     """Train (or resume) a captioning model in `model_dir`, then evaluate it on the test split.
 
+    As for translation, the model is built and compiled inside the `train.strategy` scope and
+    `train.batch_size` is the global batch.
+
     Returns:
       the test metrics (see `evaluate`) plus `train_seconds` (wall time of `fit`), `steps` and
-      `feature_cache` (whether cached features were used).
+      `feature_cache` (whether cached features were used). A non-chief worker of a multi-worker run
+      returns only `train_seconds` and `steps` (the chief evaluates).
     """
+    strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
     train_items = read_split(config, "train")
     if not train_items:
         raise ValueError(f"no training image has both a readable file and a caption: check data.image_dir "
                          f"({config.data.image_dir!r}), data.captions_file and data.train_split_file")
-    md.prepare(model_dir, config)
+    tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
+    chief_first(strategy, lambda: (md.prepare(model_dir, config), train_or_load_tokenizer(
+        config.tokenizer, tok_dir, CAPTION, config.tokenizer.target_vocab_size,
+        lambda: readers.caption_texts(train_items), lowercase=True)), [os.path.join(tok_dir, f"{CAPTION}.json")])
     keras.utils.set_random_seed(config.train.seed)
-    tokenizer = train_or_load_tokenizer(
-        config.tokenizer, os.path.join(model_dir, md.TOKENIZER_DIR), CAPTION, config.tokenizer.target_vocab_size,
-        lambda: readers.caption_texts(train_items), lowercase=True)
+    tokenizer = load_tokenizer(tok_dir, CAPTION)
     use_cache = uses_feature_cache(config)
-    model = build_model(_build_config(config, for_training=True), None, tokenizer.vocab_size,
-                        inputs_are_features=use_cache)
-    compile_model(model, config.train)
+    with strategy.scope():  # variables, optimizer state and the compiled step are created per replica
+        model = build_model(_build_config(config, for_training=True), None, tokenizer.vocab_size,
+                            inputs_are_features=use_cache)
+        compile_model(model, config.train)
     log.info("model: %d parameters (%d trainable); feature cache: %s", model.count_params(),
              sum(int(tf.size(v)) for v in model.trainable_variables), use_cache)
     start_step = list_checkpoints(model_dir)[-1][0] if list_checkpoints(model_dir) else 0
@@ -292,6 +300,8 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
     started = time.time()
     result = fit(model, train_ds, val_ds, config.train, model_dir, verbose=verbose)
     seconds = time.time() - started
+    if not is_chief(strategy):  # multi-worker: the chief alone saves the model and evaluates it
+        return {"train_seconds": round(seconds, 1), "steps": result["final_step"]}
     model.load_weights(os.path.join(model_dir, BEST_WEIGHTS))
     atomic_save_model(model, os.path.join(model_dir, md.MODEL_FILE))
     metrics = evaluate(model_dir, "test", loaded=(config, model, tokenizer))

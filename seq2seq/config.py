@@ -170,6 +170,7 @@ class DecodeConfig:
     max_length_offset: int = 10
     temperature: float = 1.0
     top_k: int = 0
+    block_unk: bool = False
     batch_size: int = 64
 
 

@@ -89,6 +89,32 @@ class BeamResult(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
+def suppress_tokens(step_fn: StepFn, token_ids) -> StepFn:
+    """`step_fn` whose logits give the tokens `token_ids` no chance of being chosen.
+
+    Used with `decode.block_unk` to keep `<unk>` out of the output: greedy, sampling and beam search then
+    pick the best other token. The logits of `token_ids` are set to -1e9 (finite, so a softmax over a
+    row stays defined), in float32.
+
+    Args:
+      step_fn: a decoding step (module docstring contract).
+      token_ids: sequence of int ids in [0, vocab).
+
+    Returns:
+      a step function with the same contract.
+    """
+    token_ids = sorted({int(i) for i in token_ids})
+
+    def step(ids, state, constants):
+        logits, new_state, attention = step_fn(ids, state, constants)
+        logits = tf.cast(logits, tf.float32)
+        vocab = tf.shape(logits)[-1]
+        blocked = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], tf.constant(token_ids, tf.int32)[None, :]), -1)
+        return tf.where(blocked[None, :], tf.constant(-1e9, tf.float32), logits), new_state, attention
+
+    return step
+
+
 def max_output_length(source_lengths, absolute, relative=None, offset=0) -> tf.Tensor:
     """Per-sentence maximum output length ``min(absolute, ceil(relative * source_length) + offset)``.
 

@@ -34,6 +34,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
@@ -102,3 +104,35 @@ def write_dir(model_dir: str, strategy: tf.distribute.Strategy | None = None):
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def chief_first(strategy: tf.distribute.Strategy | None, prepare: Callable[[], object], ready: Sequence[str],
+                timeout: float = 600.0, poll: float = 0.5) -> None:
+    """Run `prepare()` (which writes the files `ready`) on the chief only; other workers wait for the files.
+
+    Used for what every worker must share byte for byte before training starts — the model directory's
+    config and the tokenizers — so that only the chief writes them and no worker reads a half-made set.
+
+    Args:
+      strategy: the training strategy (None: read TF_CONFIG, see `is_chief`).
+      prepare: zero-argument callable run on the chief.
+      ready: paths that exist once `prepare` has finished (written atomically).
+      timeout: seconds a non-chief worker waits, default 600.
+      poll: seconds between checks, default 0.5.
+
+    Raises:
+      TimeoutError: on a non-chief worker, naming the files still missing after `timeout` seconds.
+    """
+    if is_chief(strategy):
+        prepare()
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = [path for path in ready if not os.path.exists(path)]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for the chief worker to write {', '.join(missing)}; "
+                               "is the chief (worker 0 or the 'chief' task of TF_CONFIG) running with the "
+                               "same --model-dir on a shared file system?")
+        time.sleep(poll)

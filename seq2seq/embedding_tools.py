@@ -40,8 +40,9 @@ def load_embedding(model_dir: str, side: str):
 
 
 def _find(word: str, pieces: Sequence[str]) -> str | None:
-    """The piece for `word`: itself, else SentencePiece's word-initial form '▁word'."""
-    for candidate in (word, SENTENCEPIECE_SPACE + word):
+    """The piece for `word`: SentencePiece's word-initial form '▁word' first (the whole word, not the
+    suffix piece of the same spelling), else `word` itself (word vocabularies, or a piece given as is)."""
+    for candidate in (SENTENCEPIECE_SPACE + word, word):
         if candidate in pieces:
             return candidate
     return None
@@ -54,8 +55,8 @@ def inspect_embeddings(model_dir: str, side: str = "target", words: Sequence[str
     Args:
       model_dir: a trained model directory (weights: best.weights.h5, else the newest checkpoint).
       side: "source" | "target" (default).
-      words: words or pieces to look up; a word is matched as given, then as the SentencePiece piece
-        '▁word'. Words not in the vocabulary give one "not in the vocabulary" line (no error).
+      words: words or pieces to look up; a word is matched as the SentencePiece piece '▁word' first,
+        then as given. Words not in the vocabulary give one "not in the vocabulary" line (no error).
       k: int ≥ 1, neighbours per word (default 10).
       projector_dir: when given, write vectors.tsv and metadata.tsv there (atomically) for the TensorBoard
         projector (https://projector.tensorflow.org).

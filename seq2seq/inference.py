@@ -13,7 +13,7 @@ import dataclasses
 import tensorflow as tf
 
 from pipelines.batching import format_source
-from pipelines.vocab import BOS_ID, EOS_ID
+from pipelines.vocab import BOS_ID, EOS_ID, UNK_ID
 from seq2seq import decoding
 from seq2seq.config import DecodeConfig
 
@@ -28,7 +28,7 @@ def decode_batch(model, source, source_lengths, decode: DecodeConfig, return_att
       source: the encoder input with leading dimension batch (ids int32 [batch, time], or images/features).
       source_lengths: int32 [batch] source lengths for the relative length limit, or None (absolute only).
       decode: DecodeConfig (strategy, beam_size, n_best, length_penalty, max_length, max_length_ratio,
-        max_length_offset, temperature, top_k).
+        max_length_offset, temperature, top_k, block_unk: never output `<unk>`).
       return_attention: also return attention weights.
 
     Returns:
@@ -43,7 +43,8 @@ def decode_batch(model, source, source_lengths, decode: DecodeConfig, return_att
     else:
         max_length = decoding.max_output_length(source_lengths, decode.max_length, decode.max_length_ratio,
                                                 decode.max_length_offset)
-    common = dict(step_fn=model.step, initial_state=state, constants=constants, batch_size=batch_size,
+    step_fn = decoding.suppress_tokens(model.step, [UNK_ID]) if decode.block_unk else model.step
+    common = dict(step_fn=step_fn, initial_state=state, constants=constants, batch_size=batch_size,
                   max_length=max_length, bos_id=BOS_ID, eos_id=EOS_ID, return_attention=return_attention)
     if decode.strategy == "beam":
         return decoding.beam_search_decode(beam_size=decode.beam_size, length_penalty=decode.length_penalty,

@@ -37,7 +37,8 @@ METRICS_FILE = "metrics.json"
 # Sections whose change makes existing checkpoints or tokenizers meaningless.
 _FROZEN_KEYS = ("task", "model", "tokenizer", "data.format", "data.path", "data.reverse", "data.source_file",
                 "data.target_file", "data.lowercase", "data.seed", "data.validation_fraction", "data.test_fraction",
-                "data.tfds_name", "data.captions_file")
+                "data.tfds_name", "data.captions_file", "data.train_split_file",
+                "data.limit")  # limit: the tokenizers and splits were made from the limited data
 
 
 class ModelDirError(ValueError):

@@ -123,6 +123,14 @@ class Seq2Seq(keras.Model):
         return logits
 
     def train_step(self, data):
+        """One `fit` batch (see `_train_step`), its logs shaped for the strategy's reduction."""
+        return _logs_for_reduction(self._train_step(data))
+
+    def test_step(self, data):
+        """One validation batch (Keras' own `test_step`), its logs shaped for the strategy's reduction."""
+        return _logs_for_reduction(super().test_step(data))
+
+    def _train_step(self, data):
         """One `fit` batch; with `tbptt_steps` = k, truncated BPTT over the target (Williams & Peng, 1990).
 
         The target is cut into windows of k positions. For each window, under its own gradient tape, the
@@ -192,6 +200,30 @@ class Seq2Seq(keras.Model):
     def build_from_config(self, config):
         self.build_weights()
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Create the weights, metrics and optimizer state before `fit` traces its step, under a strategy.
+
+        Keras 3's TensorFlow trainer does this by reducing the first distributed batch with
+        `strategy.reduce("MEAN", ...)`, which fails under `MultiWorkerMirroredStrategy` for integer token
+        batches ("unsupported type PerReplica", keras-team/keras#20585). Only the batch's structure and
+        dtypes matter for building, so this override uses this worker's first local replica batch instead.
+        Without a strategy, Keras's own behaviour (build at trace time) is kept.
+        """
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            first = next(batches)
+            break
+        else:
+            return None
+        local = tf.nest.map_structure(
+            lambda value: strategy.experimental_local_results(value)[0]
+            if isinstance(value, tf.distribute.DistributedValues) else value, first)
+        with strategy.scope():
+            self._symbolic_build(data_batch=local)
+        return None
+
     def get_build_config(self):
         return {"dummy": True}
 
@@ -201,6 +233,22 @@ class Seq2Seq(keras.Model):
             "source_vocab_size": self.source_vocab_size, "inputs_are_features": self.inputs_are_features,
             "doubly_stochastic": self.doubly_stochastic, "tbptt_steps": self.tbptt_steps,
         }
+
+
+def _logs_for_reduction(logs: dict) -> dict:
+    """Scalar step logs as shape-[1] tensors when several workers train under `MultiWorkerMirroredStrategy`.
+
+    Keras 3 (3.15) reduces each replica's logs with `strategy.reduce("MEAN", value, axis=0)` only in that
+    mode, and a scalar has no axis 0 ("Invalid reduction dimension 0"); a [1] value reduces to the scalar
+    mean over replicas, which is what the logs would be on one device. Every other strategy gets the logs
+    unchanged. Called in replica context (inside `train_step` / `test_step`).
+    """
+    strategy = tf.distribute.get_strategy()
+    multi_worker = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)
+    if not (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and multi_worker()):
+        return logs
+    return {name: tf.reshape(value, [1]) if tf.is_tensor(value) and value.shape.rank == 0 else value
+            for name, value in logs.items()}
 
 
 def attention_coverage_penalty(attention, target_in):

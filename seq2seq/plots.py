@@ -111,3 +111,30 @@ def plot_translation_attention(out: dict, path: str, index: int = 0) -> str:
         axes.set_title(_strings(out["translation"])[index])
     figure.colorbar(image, ax=axes, fraction=0.046)
     return _save_png(figure, path)
+
+
+def plot_curve(points: Sequence[tuple[float, float]], path: str, xlabel: str, ylabel: str, title: str = "") -> str:
+    """A line plot of (x, y) points with markers, e.g. validation BLEU against training steps; returns `path`.
+
+    Args:
+      points: (x, y) pairs in x order (at least one).
+      path: PNG file to write (atomically).
+      xlabel, ylabel, title: axis labels and an optional title.
+
+    Raises:
+      ValueError: no points.
+    """
+    if not points:
+        raise ValueError("plot_curve: no points to plot")
+    xs, ys = zip(*points)
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot(1, 1, 1)
+    axes.plot(xs, ys, marker="o")
+    for x, y in points:
+        axes.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    return _save_png(figure, path)

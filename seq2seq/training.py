@@ -109,6 +109,42 @@ def list_checkpoints(model_dir: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def _with_known_length(dataset):
+    """`dataset` (finite) with its number of batches declared, counted once if TensorFlow does not know it.
+
+    Keras evaluates a dataset of unknown length until it runs out and then warns "Your input ran out of
+    data" as if training had been cut short; declaring the length (`assert_cardinality`) avoids that.
+    Counting reads the validation pipeline once (it is small and cached after tokenisation).
+    None stays None.
+    """
+    if dataset is None or int(dataset.cardinality()) != int(tf.data.UNKNOWN_CARDINALITY):
+        return dataset
+    batches = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def _shard_by_data(dataset):
+    """`dataset` set to be split across workers by batches (`AutoShardPolicy.DATA`), or None for None.
+
+    Our pipelines shuffle, bucket and batch tokenised examples (not files), so under a multi-worker
+    strategy each worker reads every batch and keeps its share; without one the option does nothing.
+    """
+    if dataset is None:
+        return None
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def optimizer_step(model: keras.Model) -> int:
+    """The number of updates `model.optimizer` has applied, as a Python int.
+
+    Reads through `keras.ops.convert_to_numpy`, which also works when the counter is a distributed
+    (mirrored) variable; `int(variable)` does not under `MultiWorkerMirroredStrategy`.
+    """
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 def restore_latest(model: keras.Model, model_dir: str) -> int:
     """Load the newest checkpoint (weights + optimizer state) into a compiled `model`; return its step (0 if none)."""
     checkpoints = list_checkpoints(model_dir)
@@ -116,8 +152,8 @@ def restore_latest(model: keras.Model, model_dir: str) -> int:
         return 0
     step, path = checkpoints[-1]
     model.load_weights(path)
-    log.info("resumed from %s (step %d)", path, int(model.optimizer.iterations))
-    return int(model.optimizer.iterations)
+    log.info("resumed from %s (step %d)", path, optimizer_step(model))
+    return optimizer_step(model)
 
 
 def _all_finite(variables) -> bool:
@@ -142,7 +178,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.last_saved = None
 
     def step(self) -> int:
-        return int(self.model.optimizer.iterations)
+        return optimizer_step(self.model)
 
     @property
     def finite(self) -> bool:
@@ -187,10 +223,10 @@ class StopAtStep(keras.callbacks.Callback):
         self.deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) >= self.max_steps:
+        if optimizer_step(self.model) >= self.max_steps:
             self.model.stop_training = True
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            log.info("train.max_minutes reached at step %d", int(self.model.optimizer.iterations))
+            log.info("train.max_minutes reached at step %d", optimizer_step(self.model))
             self.model.stop_training = True
 
 
@@ -252,6 +288,8 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
                 callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience))
         if validation_data is not None and train.validation_batches:
             validation_data = validation_data.take(train.validation_batches)
+        validation_data = _with_known_length(validation_data)
+        train_data, validation_data = (_shard_by_data(d) for d in (train_data, validation_data))
         steps_per_round = min(train.eval_every, train.max_steps)
         rounds = math.ceil(train.max_steps / steps_per_round)
         try:
@@ -260,9 +298,9 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
                 steps_per_epoch=steps_per_round, callbacks=callbacks, shuffle=False, verbose=verbose)
         except KeyboardInterrupt:
             path = saver.save()  # Ctrl-C: keep the work done so far; `train` again resumes from here
-            log.warning("interrupted at step %d; checkpoint %s", int(model.optimizer.iterations), path)
+            log.warning("interrupted at step %d; checkpoint %s", optimizer_step(model), path)
             raise
-        final = int(model.optimizer.iterations)
+        final = optimizer_step(model)
         saver.save()  # checks the weights are finite first
         if not saver.finite:
             kept = list_checkpoints(out)

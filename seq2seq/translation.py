@@ -20,7 +20,7 @@ from pipelines.text import normalize
 from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as md
 from seq2seq.config import Config, ConfigError, resolve_path
-from seq2seq.distribute import make_strategy
+from seq2seq.distribute import chief_first, is_chief, make_strategy
 from seq2seq.evaluation import corpus_bleu
 from seq2seq.export import export_translation
 from seq2seq.inference import TranslationModule, decode_settings
@@ -98,7 +98,7 @@ def train_tokenizers(config: Config, directory: str):
         tokenizer = train_or_load_tokenizer(t, directory, SOURCE, t.source_vocab_size,
                                             functools.partial(_both_sides, config),
                                             lowercase=config.data.lowercase)
-        for ext in (".json", ".model"):
+        for ext in (".model", ".json"):  # the .json last: its presence means the pair is complete
             _copy_atomic(os.path.join(directory, SOURCE + ext), os.path.join(directory, TARGET + ext))
         return tokenizer, tokenizer
     return tuple(
@@ -165,14 +165,16 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
     `train.batch_size` is the global batch, split across replicas by Keras `fit`.
 
     Returns:
-      the metrics of the test split (see `evaluate`), plus `train_seconds` and `steps`.
+      the metrics of the test split (see `evaluate`), plus `train_seconds` and `steps`. A non-chief worker
+      of a multi-worker run returns only `train_seconds` and `steps` (the chief evaluates).
     """
     _check_data_exists(config)
     strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
-    md.prepare(model_dir, config)
-    keras.utils.set_random_seed(config.train.seed)
     tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
-    source_tok, target_tok = _tokenizers_or_config_error(config, tok_dir)
+    chief_first(strategy, lambda: (md.prepare(model_dir, config), _tokenizers_or_config_error(config, tok_dir)),
+                [os.path.join(tok_dir, f"{name}.json") for name in (SOURCE, TARGET)])
+    keras.utils.set_random_seed(config.train.seed)
+    source_tok, target_tok = load_tokenizer(tok_dir, SOURCE), load_tokenizer(tok_dir, TARGET)
     start_step = list_checkpoints(model_dir)[-1][0] if list_checkpoints(model_dir) else 0
     train_ds, val_ds = make_datasets(config, source_tok, target_tok, seed_offset=start_step)
     with strategy.scope():  # variables, optimizer state and the compiled step are created per replica
@@ -183,6 +185,8 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
     started = time.time()
     result = fit(model, train_ds, val_ds, config.train, model_dir, verbose=verbose)
     seconds = time.time() - started
+    if not is_chief(strategy):  # multi-worker: the chief alone saves the model and evaluates it
+        return {"train_seconds": round(seconds, 1), "steps": result["final_step"]}
     model.load_weights(os.path.join(model_dir, BEST_WEIGHTS))
     atomic_save_model(model, os.path.join(model_dir, md.MODEL_FILE))
     metrics = evaluate(model_dir, "test", loaded=(config, model, source_tok, target_tok))

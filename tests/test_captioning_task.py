@@ -252,8 +252,8 @@ def test_plot_translation_attention_png(tmp_path):
 
 @pytest.mark.slow
 def test_pretrained_mobilenet_tiny_train(data_dir, tmp_path):
-    """The pretrained-backbone config path: ImageNet MobileNetV2-0.35 from the offline file, cached features."""
-    weights = os.path.join(data_dir, "..", "weights", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")
+    """The pretrained-backbone config path: the config's ImageNet MobileNetV2 from the offline file, cached features."""
+    weights = os.path.join(data_dir, load_config(MOBILENET_CONFIG).model.encoder.weights)
     if not os.path.isfile(weights):
         pytest.skip("MobileNetV2 weights not found in ../weights next to the data folder")
     overrides = [o for o in TINY if not o.startswith(("model.encoder.image_size", "data.limit"))] + [

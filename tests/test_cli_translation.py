@@ -86,6 +86,11 @@ def test_incompatible_config_change_is_refused(trained, capsys):
                  *overrides(TINY + [f"data.data_dir={data_dir}", "model.decoder.units=32"])])
     assert code == 2
     assert "model.decoder.units: saved 16, now 32" in capsys.readouterr().err
+    # data.limit made the splits and the tokenizers' training text: changing it is refused too
+    code = main(["--quiet", "train", CONFIG, "--model-dir", model_dir,
+                 *overrides(TINY + [f"data.data_dir={data_dir}", "data.limit=500"])])
+    assert code == 2
+    assert "data.limit: saved 400, now 500" in capsys.readouterr().err
 
 
 def test_translate_on_a_folder_that_is_not_a_model_dir(tmp_path, capsys):

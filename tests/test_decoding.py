@@ -22,6 +22,7 @@ from seq2seq.decoding import (
     greedy_decode,
     max_output_length,
     sample_decode,
+    suppress_tokens,
 )
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -529,3 +530,17 @@ def test_invalid_arguments():
         beam_search_decode(step, state, constants, 1, beam_size=0, max_length=3)
     with pytest.raises(ValueError, match="temperature"):
         sample_decode(step, state, constants, 1, max_length=3, temperature=0.0)
+
+
+def test_suppress_tokens_keeps_unk_out_and_renormalises():
+    # After BOS the most likely token is UNK (0.6); with UNK suppressed, token 4 (0.3 of the 0.4 left).
+    step = make_step(table_from_probs({BOS: {UNK: 0.6, 4: 0.3, EOS: 0.1}, UNK: {EOS: 1.0}, 4: {EOS: 1.0}}))
+    state, constants = make_inputs([[0.0] * VOCAB])
+    plain = greedy_decode(step, state, constants, batch_size=1, max_length=5)
+    assert plain.ids.numpy()[0, :2].tolist() == [UNK, EOS]
+    blocked = suppress_tokens(step, [UNK])
+    greedy = greedy_decode(blocked, state, constants, batch_size=1, max_length=5)
+    assert greedy.ids.numpy()[0, :2].tolist() == [4, EOS]
+    assert greedy.scores.numpy()[0] == pytest.approx(math.log(0.75), abs=1e-5)
+    beam = beam_search_decode(blocked, state, constants, batch_size=1, beam_size=2, max_length=5, n_best=2)
+    assert beam.ids.numpy()[0, :, :2].tolist() == [[4, EOS], [EOS, PAD]]  # the two hypotheses without UNK

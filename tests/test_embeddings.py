@@ -343,3 +343,13 @@ def test_pretrained_embedding_shared_sentencepiece_tied_fine_tuned(tmp_path, cap
     matrix = model.decoder.embedding.embeddings.numpy()
     changed = [i for i in found if not np.array_equal(matrix[i], table[words[i]])]
     assert changed  # fine-tuned: the vectors moved during training
+
+
+def test_word_lookup_prefers_the_word_initial_sentencepiece_piece():
+    from seq2seq.embedding_tools import _find
+
+    pieces = ["<pad>", "<unk>", "<s>", "</s>", "house", "\u2581house", "cat"]
+    assert _find("house", pieces) == "\u2581house"  # the whole word, not the suffix piece "house"
+    assert _find("cat", pieces) == "cat"  # word vocabularies have no '▁' pieces
+    assert _find("\u2581house", pieces) == "\u2581house"
+    assert _find("dog", pieces) is None
