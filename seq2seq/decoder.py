@@ -90,7 +90,9 @@ class RecurrentDecoder(keras.layers.Layer):
             self.output_projection = None
         else:
             self.pre_output = None
-            self.output_projection = keras.layers.Dense(self.vocab_size, name="output_projection", dtype="float32")
+            # In the compute dtype: under mixed precision the largest matmul of a step runs in bfloat16/float16;
+            # `_logits` casts its output to float32 for the softmax and the loss.
+            self.output_projection = keras.layers.Dense(self.vocab_size, name="output_projection")
 
     # ----------------------------------------------------------------------------------------------
     # Set-up shared by training and decoding
@@ -140,11 +142,14 @@ class RecurrentDecoder(keras.layers.Layer):
     def _logits(self, attentional, training):
         x = self.output_dropout(attentional, training=training)
         if self.output_projection is not None:
-            return self.output_projection(x)
+            return ops.cast(self.output_projection(x), "float32")
         if self.pre_output is not None:
             x = self.pre_output(x)
-        matrix = ops.cast(self.embedding.embeddings, "float32")
-        return ops.matmul(ops.cast(x, "float32"), ops.transpose(matrix)) + self.output_bias
+        dtype = self.compute_dtype  # as the untied projection: bfloat16/float16 under mixed precision
+        matrix = ops.cast(self.embedding.embeddings, dtype)
+        # Inside `call` Keras autocasts the bias to the compute dtype; the sum is taken in float32.
+        logits = ops.cast(ops.matmul(ops.cast(x, dtype), ops.transpose(matrix)), "float32")
+        return logits + ops.cast(self.output_bias, "float32")
 
     def build(self, input_shape=None):
         if self.tie_output and not hasattr(self, "output_bias"):
