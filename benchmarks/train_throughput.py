@@ -88,18 +88,19 @@ _GATES = {"gru": 3, "lstm": 4, "peephole_lstm": 4, "simple": 1}
 def matmul_peak(dtype: str, size: int = 2048, repeats: int = 10, trials: int = 3) -> float:
     """Best measured rate (FLOP/s) of `repeats` chained [size, size] @ [size, size] products in `dtype`.
 
-    One product is 2·size³ FLOPs; the chain runs inside one `tf.function` after a warm-up call, and the best
-    of `trials` timings is kept.
+    One product is 2·size³ FLOPs. Each product takes the previous one's result (x ← x·A, A scaled by
+    1/√size so the values stay bounded), so no product can be skipped or merged with another by graph
+    optimisation (ten products of the same operands would be folded into one); the whole result is
+    summed. The chain runs inside one `tf.function` after a warm-up call; the best of `trials` is kept.
     """
     a = tf.random.normal([size, size], dtype=tf.float32)
     a = tf.cast(a / tf.sqrt(float(size)), dtype)
 
     @tf.function
     def chain(x):
-        total = tf.zeros([], tf.float32)
         for _ in range(repeats):
-            total += tf.cast(tf.reduce_sum(tf.matmul(x, a)[:1, :1]), tf.float32)
-        return total
+            x = tf.matmul(x, a)
+        return tf.reduce_sum(tf.cast(x, tf.float32))
 
     chain(a).numpy()
     best = float("inf")
