@@ -11,6 +11,7 @@ from keras import ops
 
 from pipelines.vocab import PAD_ID
 from seq2seq import losses  # noqa: F401  (registers the loss and metric a compiled model.keras names)
+from seq2seq import optimizers  # noqa: F401  (registers the optimizer a compiled model.keras names)
 from seq2seq.bridge import Bridge
 from seq2seq.config import Config, ModelConfig
 from seq2seq.decoder import RecurrentDecoder

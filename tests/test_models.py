@@ -118,3 +118,44 @@ def test_model_learns_to_reverse_sequences():
     width = min(ids.shape[1], test_out.shape[1])
     accuracy = (ids[:, :width] == test_out[:, :width])[real[:, :width]].mean()
     assert accuracy >= 0.97, accuracy
+
+
+def test_smoothed_loss_gradient_is_softmax_minus_smoothed_target_at_real_positions():
+    rng = np.random.default_rng(0)
+    y_true = np.array([[3, 1, 0], [2, 0, 0]], dtype="int32")
+    logits = tf.constant(rng.normal(size=(2, 3, 4)).astype("float32"))
+    eps = 0.1
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = MaskedCrossEntropy(eps)(y_true, logits)
+    gradient = tape.gradient(loss, logits).numpy()
+    target = np.eye(4)[y_true] * (1 - eps) + eps / 4
+    expected = (tf.nn.softmax(logits).numpy() - target) * (y_true != 0)[..., None] / 3.0
+    np.testing.assert_allclose(gradient, expected, atol=1e-6)
+
+
+def test_masked_accuracy_counts_real_positions_only():
+    from seq2seq.losses import MaskedAccuracy
+    y_true = np.array([[1, 2, 3, 0], [2, 0, 0, 0]], dtype="int32")
+    predicted = np.array([[1, 2, 0, 2], [1, 0, 0, 0]])  # real positions: hit, hit, miss; miss
+    logits = np.eye(4, dtype="float32")[predicted] * 5.0
+    metric = MaskedAccuracy()
+    metric.update_state(y_true, logits)
+    assert float(metric.result()) == pytest.approx(2 / 4)
+
+
+def test_additive_attention_scores_equal_keras_layer():
+    from seq2seq.layers.attention import AdditiveAttention
+    rng = np.random.default_rng(0)
+    query, key = rng.normal(size=(2, 3, 5)).astype("float32"), rng.normal(size=(2, 4, 5)).astype("float32")
+    value = rng.normal(size=(2, 4, 6)).astype("float32")
+    mask = np.array([[True, True, True, False], [True, False, False, False]])
+    ours, stock = AdditiveAttention(use_scale=True), keras.layers.AdditiveAttention(use_scale=True)
+    ours.build([query.shape, value.shape, key.shape])
+    stock.build([query.shape, value.shape, key.shape])
+    ours.set_weights([rng.normal(size=(5,)).astype("float32")])
+    stock.set_weights(ours.get_weights())
+    a = ours([query, value, key], mask=[None, mask], return_attention_scores=True)
+    b = stock([query, value, key], mask=[None, mask], return_attention_scores=True)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6)

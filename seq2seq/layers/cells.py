@@ -24,6 +24,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seq2seq.layers.precomputed_rnn import PrecomputedInputGRU, PrecomputedInputLSTM
+
 CELLS = ("simple", "gru", "lstm", "peephole_lstm")
 
 _STATE_COUNT = {"simple": 1, "gru": 1, "lstm": 2, "peephole_lstm": 2}
@@ -90,9 +92,12 @@ def make_rnn_layer(kind: str, units: int, return_sequences: bool = True,
                    recurrent_dropout: float = 0.0, name=None, **kwargs):
     """Create the fastest whole-sequence Keras layer for a cell ``kind``.
 
-    ``simple``/``gru``/``lstm`` map to ``keras.layers.SimpleRNN`` / ``GRU``
-    (``reset_after=True``) / ``LSTM`` (cuDNN kernels on GPU when the
-    configuration allows it); ``peephole_lstm`` maps to
+    ``simple`` maps to ``keras.layers.SimpleRNN``; ``gru``/``lstm`` map to
+    :class:`~seq2seq.layers.precomputed_rnn.PrecomputedInputGRU`
+    (``reset_after=True``) / ``PrecomputedInputLSTM``: the Keras layers (cuDNN
+    kernels on GPU when the configuration allows it) with, on CPU, the input
+    projection of all time steps computed in one product before the
+    recurrence; ``peephole_lstm`` maps to
     ``keras.layers.RNN(PeepholeLSTMCell(...))``. Every layer exposes its
     cell as ``layer.cell`` and uses ``zero_output_for_mask=True`` (outputs at
     masked time steps are zeros; states are carried through unchanged).
@@ -110,9 +115,9 @@ def make_rnn_layer(kind: str, units: int, return_sequences: bool = True,
         return keras.layers.SimpleRNN(**cell_args, **seq)
     if kind == "gru":
         cell_args.setdefault("reset_after", True)
-        return keras.layers.GRU(**cell_args, **seq)
+        return PrecomputedInputGRU(**cell_args, **seq)
     if kind == "lstm":
-        return keras.layers.LSTM(**cell_args, **seq)
+        return PrecomputedInputLSTM(**cell_args, **seq)
     return keras.layers.RNN(PeepholeLSTMCell(**cell_args), **seq)
 
 

@@ -2,7 +2,7 @@
 
 :class:`StackedRNN` is the recurrent core of the encoders and decoders. Each
 layer is the fastest Keras whole-sequence layer for its cell kind
-(``keras.layers.GRU`` / ``LSTM`` / ``SimpleRNN`` — cuDNN on GPU when the
+(``PrecomputedInputGRU`` / ``PrecomputedInputLSTM`` / ``keras.layers.SimpleRNN`` — cuDNN on GPU when the
 configuration allows it — or ``keras.layers.RNN(PeepholeLSTMCell)``), see
 :func:`seq2seq.layers.cells.make_rnn_layer`.
 
