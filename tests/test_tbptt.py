@@ -190,6 +190,9 @@ def test_seq2seq_tbptt_trains_copy_task():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     config = _config(3)
+    # 0.005 rather than _config's 0.01: at 0.01 this run is unstable (gradient norms spike past 10) and its
+    # final loss swung between 1.0 and 2.8 with a 3 % change of the clipping threshold.
+    config.train.learning_rate = 0.005
     model = compile_model(build_model(config, 12, 12), config.train)
     assert model.tbptt_steps == 3
     batches = [_copy_batch(rng) for _ in range(30)]
