@@ -23,7 +23,8 @@ class FusedAdam(keras.optimizers.Adam):
     Same arguments, slot variables, checkpoints and, for dense gradients, results as `keras.optimizers.Adam`
     (up to float rounding): m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², θ ← θ − α_t·m / (√v + ε) with
     α_t = lr·√(1 − β2^t) / (1 − β1^t). Loss scaling and learning-rate schedules are handled by Keras, as
-    for the stock class; `global_clipnorm` clipping by `tf.clip_by_global_norm` (same result).
+    for the stock class; `global_clipnorm` clipping by `tf.clip_by_global_norm` (the same result for
+    dense gradients; the norm of a sparse one is that of its dense sum, see below).
 
     Sparse gradients (`tf.IndexedSlices`, from embedding lookups) are summed into a dense gradient first,
     so an embedding gets the paper's update on its true gradient — every row's moments decay at every step
@@ -39,8 +40,8 @@ class FusedAdam(keras.optimizers.Adam):
             return super()._clip_gradients(grads)
         # `tf.clip_by_global_norm` sums squares with one fused `L2Loss` reduction per tensor (Keras squares
         # each gradient into a temporary first): the same scale, min(1, clip_norm / global norm), and the same
-        # NaN result for a non-finite norm. Sparse (IndexedSlices) gradients are densified first, so that
-        # rows repeated in them count as their sum, as in Keras' norm.
+        # NaN result for a non-finite norm. Sparse (IndexedSlices) gradients are densified first, so that a
+        # row repeated in them counts once, as its sum (Keras' norm squares each repeated part separately).
         dense = [None if g is None else tf.convert_to_tensor(g) for g in grads]
         clipped, _ = tf.clip_by_global_norm(dense, self.global_clipnorm)
         return clipped
