@@ -1,7 +1,7 @@
 """Decoding speed and quality: the exported SavedModel's batched beam search against a tutorial-style
 one-sentence-at-a-time eager greedy loop, on the same trained model and the same test sentences.
 
-(a) **SavedModel beam** — `seq2seq.translation.export` writes the model directory as a SavedModel
+(a) **SavedModel beam** — `seq2seq.runner.export` writes the model directory as a SavedModel
     (strings in → strings out: normalisation, SentencePiece/word tokenisation, encoder, batched beam
     search in `tf.while_loop`, detokenisation, all in one graph) with ``--beam-size`` (default 5); it is
     reloaded with `tf.saved_model.load` and its ``serving_default`` signature is called on batches of
@@ -72,13 +72,13 @@ def train_small_model(work_dir: str, quick: bool) -> str:
     Raises:
       FileNotFoundError: the Tatoeba file is not under $SEQ2SEQ_DATA_DIR.
     """
-    from seq2seq import translation
+    from seq2seq import runner
     from seq2seq.config import load_config
 
     config = load_config(DEMO_CONFIG, QUICK_TRAINING if quick else FULL_TRAINING)
     model_dir = os.path.join(work_dir, "model")
     started = time.time()
-    translation.train(config, model_dir, verbose=0)
+    runner.train(config, model_dir, verbose=0)
     print(f"trained {model_dir} in {time.time() - started:.0f} s", file=sys.stderr)
     return model_dir
 
@@ -88,7 +88,7 @@ def test_split(config, n: int):
     import tensorflow as tf
 
     from pipelines.text import normalize
-    from seq2seq import translation
+    from seq2seq.tasks import translation
 
     data = []
     for pair in translation.pairs(config, "test"):
@@ -106,7 +106,7 @@ def eager_greedy_translate(model, source_tok, target_tok, text: str, max_source_
     """Translate one sentence the way the TF NMT-with-attention tutorial does: eager Python loop, arg-max.
 
     Args:
-      model: a built `seq2seq.models.Seq2Seq`.
+      model: a built `seq2seq.model.seq2seq.Seq2Seq`.
       source_tok, target_tok: the model directory's tokenizers.
       text: one source sentence (str).
       max_source_length: pieces kept (EOS included), as training and the export do.
@@ -144,15 +144,15 @@ def run(model_dir: str, work_dir: str, n: int, batch_size: int, beam_size: int) 
     """Measure both decoders on the first `n` test sentences of `model_dir`; returns the report dict."""
     import tensorflow as tf
 
-    from seq2seq import translation
+    from seq2seq import runner
     from seq2seq.evaluation import corpus_bleu
-    from seq2seq.export import load_saved_model
+    from seq2seq.serving.export import load_saved_model
 
-    config, model, source_tok, target_tok = translation.load(model_dir)
+    config, model, source_tok, target_tok = _unpack(runner.load(model_dir))
     sources, references = test_split(config, n)
 
-    export_dir = translation.export(model_dir, os.path.join(work_dir, "export"), strategy="beam",
-                                    beam_size=beam_size, n_best=1)
+    export_dir = runner.export(model_dir, os.path.join(work_dir, "export"), strategy="beam", beam_size=beam_size,
+                               n_best=1)
     serve = load_saved_model(export_dir).signatures["serving_default"]
     serve(text=tf.constant(sources[:2]))  # warm-up
     started = time.perf_counter()
@@ -214,3 +214,8 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _unpack(loaded):
+    """(config, model, source tokenizer, target tokenizer) of a loaded translation model."""
+    return loaded.config, loaded.model, loaded.tokenizers["source"], loaded.tokenizers["target"]

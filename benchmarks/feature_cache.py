@@ -58,9 +58,9 @@ def measure(config, items, tokenizer, work: str) -> dict:
     """Cached and uncached epoch seconds (and the one-off cache build) for one config's backbone."""
     from pipelines.captioning import make_captioning_dataset
     from pipelines.feature_cache import FeatureCache
-    from seq2seq import captioning
-    from seq2seq.models import build_model
-    from seq2seq.training import compile_model
+    from seq2seq.tasks import captioning
+    from seq2seq.model.seq2seq import build_model
+    from seq2seq.training.fit import compile_model
 
     build_config = captioning._build_config(config, for_training=True)
     result = {}
@@ -100,7 +100,7 @@ def main(argv=None) -> dict:
 
     from pipelines.captioning import caption_texts
     from pipelines.tokenizers import train_word_vocabulary
-    from seq2seq import captioning
+    from seq2seq.tasks import captioning
     from seq2seq.config import load_config
 
     images = args.images or (48 if args.quick else None)

@@ -1,11 +1,11 @@
 """Multi30k en→de from scratch with configs/translation/multi30k_en_de_gru.yaml: sacreBLEU on test_2016_flickr,
 the validation BLEU curve, wall time and peak resident memory.
 
-Training runs in rounds of `train.eval_every` steps through `seq2seq.translation.train` (which resumes from
+Training runs in rounds of `train.eval_every` steps through `seq2seq.runner.train` (which resumes from
 the model directory's checkpoints); after every round the model (best weights by validation loss) is decoded
 on the validation split and its sacreBLEU recorded — the curve. Only val is used for tuning/early stopping;
 test_2016_flickr is reported from the final round. Wall time covers everything (tokenizers, training,
-decoding); `train_seconds` sums `translation.train`'s training time only. Peak memory is this process's
+decoding); `train_seconds` sums `runner.train`'s training time only. Peak memory is this process's
 maximum resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, KiB on Linux).
 
 Full run (the issue's target: sacreBLEU ≥ 35 on test within 90 minutes of training on 2 CPU cores):
@@ -37,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from seq2seq import translation  # noqa: E402
+from seq2seq.tasks import translation  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
 from seq2seq.plots import plot_curve  # noqa: E402
 
@@ -62,12 +62,12 @@ def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict
         if config.train.max_minutes:
             budget = [f"train.max_minutes={config.train.max_minutes - train_seconds / 60.0}"]
         round_config = load_config(config_path, overrides + [f"train.max_steps={target}"] + budget)
-        test = translation.train(round_config, model_dir, verbose=verbose)
+        test = runner.train(round_config, model_dir, verbose=verbose)
         train_seconds += test["train_seconds"]
         if test["steps"] <= step:  # early stopping or the time limit ended training
             break
         step = test["steps"]
-        val = translation.evaluate(model_dir, "validation", progress=False)
+        val = runner.evaluate(model_dir, "validation", progress=False)
         curve.append([step, round(val["sacrebleu"], 2)])
         print(f"step {step}: val sacreBLEU {val['sacrebleu']:.2f}, test sacreBLEU {test['sacrebleu']:.2f}, "
               f"{time.time() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MiB", flush=True)

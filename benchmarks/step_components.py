@@ -38,10 +38,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
-from seq2seq.layers.attention import AdditiveAttention  # noqa: E402
-from seq2seq.layers.precomputed_rnn import PrecomputedInputGRU  # noqa: E402
-from seq2seq.losses import MaskedAccuracy, MaskedCrossEntropy  # noqa: E402
-from seq2seq.optimizers import FusedAdam  # noqa: E402
+from seq2seq.model.attention import AdditiveAttention  # noqa: E402
+from seq2seq.model.precomputed_rnn import PrecomputedInputGRU  # noqa: E402
+from seq2seq.training.losses import MaskedAccuracy, MaskedCrossEntropy  # noqa: E402
+from seq2seq.training.optimizers import FusedAdam  # noqa: E402
 
 BATCH, TIME, EMBED, ENCODER, DECODER, VOCAB, SMOOTHING = 64, 20, 256, 256, 512, 6000, 0.1
 

@@ -255,8 +255,13 @@ def tfds_example_to_item(example: dict) -> tuple[str, bytes, list[str]]:
     return os.path.basename(name), bytes(example["image"]), [c for c in captions if c]
 
 
-def read_tfds_coco_captions(split: str, data_dir: str | None = None, image_dir: str | None = None) -> CaptionSet:
+def read_tfds_coco_captions(split: str, data_dir: str | None = None, image_dir: str | None = None,
+                            name: str | None = None, download: bool = False) -> CaptionSet:
     """Read TFDS ``coco_captions`` (COCO 2014, Karpathy splits ``train``/``val``/``test``/``restval``).
+
+    ``name`` is the TFDS dataset name (default ``coco_captions``; another dataset with the same features
+    works too); ``download`` lets TFDS download and prepare it (needs internet), else it must be prepared in
+    ``data_dir`` already.
 
     TFDS stores the encoded images inside its records, so this writes each image once (atomically)
     to ``image_dir`` (default ``<data_dir or ~/tensorflow_datasets>/coco_captions_images/<split>``)
@@ -270,7 +275,9 @@ def read_tfds_coco_captions(split: str, data_dir: str | None = None, image_dir: 
         root = data_dir or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
         image_dir = os.path.join(root, "coco_captions_images", split.replace("/", "_").replace("[", "_").replace("]", "_").replace(":", "_"))
     os.makedirs(image_dir, exist_ok=True)
-    dataset = tfds.load("coco_captions", split=split, data_dir=data_dir, decoders={"image": tfds.decode.SkipDecoding()})
+    name = name or "coco_captions"
+    dataset = tfds.load(name, split=split, data_dir=data_dir, download=download,
+                        decoders={"image": tfds.decode.SkipDecoding()})
     pairs = []
     for example in tfds.as_numpy(dataset):
         name, data, captions = tfds_example_to_item(example)
@@ -278,7 +285,7 @@ def read_tfds_coco_captions(split: str, data_dir: str | None = None, image_dir: 
         if not os.path.exists(path):
             write_atomically(path, data)
         pairs.extend((path, caption) for caption in captions)
-    return _collect(pairs, f"tfds coco_captions[{split}]")
+    return _collect(pairs, f"tfds {name}[{split}]")
 
 
 def _unit_hash(name: str, seed: int) -> float:

@@ -5,7 +5,7 @@ recognised by their bytes, not by their file name (a PNG named ``.jpg`` decodes 
 images are expanded to 3 channels and the alpha channel of RGBA images is dropped
 (``channels=3``). Images are resized with ``tf.image.resize`` (bilinear) to the backbone's input
 size and returned as float32 in [0, 255]; the backbone's own ``preprocess_input`` is applied later,
-inside the model (``seq2seq.image_encoder``), so the same decode serves training and export.
+inside the model (``seq2seq.model.image_encoder``), so the same decode serves training and export.
 
 ``check_images`` is a Python pre-pass that finds missing, empty, truncated or non-image files
 before they can abort a ``tf.data`` pipeline halfway through an epoch.

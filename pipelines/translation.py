@@ -14,6 +14,8 @@ import os
 import unicodedata
 from typing import Iterable, Iterator, Optional, Tuple
 
+from pipelines.errors import DataError  # noqa: F401  (raised here; importable from this module too)
+
 Pair = Tuple[str, str]
 SPLITS = ("train", "validation", "test")
 _BOM = "\ufeff"
@@ -21,10 +23,6 @@ _ANKI_URLS = {"spa-eng": "http://storage.googleapis.com/download.tensorflow.org/
 _ANKI_URL_TEMPLATE = "https://www.manythings.org/anki/{pair}.zip"
 _MULTI30K_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/{file}.{language}.gz"
 _MULTI30K_FILES = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
-
-
-class DataError(ValueError):
-    """Malformed input data; the message names the file and, where it applies, the 1-based line."""
 
 
 @dataclasses.dataclass

@@ -1,6 +1,6 @@
 """Command line: `seq2seq train | evaluate | translate | caption | export | embeddings`.
 
-Thin: parses arguments, calls the task modules, prints results. Errors in user input (config, data, model
+Thin: parses arguments, calls `seq2seq.runner`, prints results. Errors in user input (config, data, model
 directory) print one line `error: ...` and exit with status 2; a training run whose loss became NaN/Inf prints
 `error: ...` and exits with status 1.
 """
@@ -91,26 +91,12 @@ def _decode_overrides(args) -> dict:
             "length_penalty": getattr(args, "length_penalty", None)}
 
 
-def _task(model_dir: str):
-    from seq2seq import model_dir as md
-
-    config = md.read_config(model_dir)
-    if config.task == "captioning":
-        from seq2seq import captioning as task
-    else:
-        from seq2seq import translation as task
-    return task
-
-
 def cmd_train(args) -> int:
+    from seq2seq import runner
     from seq2seq.config import load_config
 
     config = load_config(args.config, args.overrides)
-    if config.task == "captioning":
-        from seq2seq import captioning as task
-    else:
-        from seq2seq import translation as task
-    metrics = task.train(config, args.model_dir, verbose=0 if args.quiet else 1)
+    metrics = runner.train(config, args.model_dir, verbose=0 if args.quiet else 1)
     _print_report(metrics)
     return 0
 
@@ -122,7 +108,9 @@ def _print_report(metrics: dict) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    metrics = _task(args.model_dir).evaluate(args.model_dir, args.split, **_decode_overrides(args))
+    from seq2seq import runner
+
+    metrics = runner.evaluate(args.model_dir, args.split, **_decode_overrides(args))
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
     return 0
 
@@ -133,67 +121,42 @@ def _input_lines(texts):
     return [line.rstrip("\n") for line in sys.stdin]
 
 
-def cmd_translate(args) -> int:
-    import tensorflow as tf
-
-    if args.saved_model and (args.n_best or args.attention_plot or any(
-            v is not None for v in _decode_overrides(args).values())):
-        raise ValueError("--n-best, --attention-plot and decoding options need --model-dir; an export decodes "
-                         "with the settings it was exported with")
-    if args.n_best and args.beam_size and args.n_best > args.beam_size:
-        raise ValueError(f"--n-best ({args.n_best}) must be <= --beam-size ({args.beam_size})")
-    if args.n_best and args.strategy in ("greedy", "sample"):
+def _check_decode_options(args) -> None:
+    """Options that contradict each other, refused before any work."""
+    n_best = getattr(args, "n_best", None)
+    if n_best and args.beam_size and n_best > args.beam_size:
+        raise ValueError(f"--n-best ({n_best}) must be <= --beam-size ({args.beam_size})")
+    if n_best and args.strategy in ("greedy", "sample"):
         raise ValueError(f"--n-best needs beam search (got --strategy {args.strategy})")
-    texts = _input_lines(args.text)
-    if args.saved_model:
-        from seq2seq.export import load_saved_model
 
-        serve = load_saved_model(args.saved_model).signatures["serving_default"]
-        if "text" not in serve.structured_input_signature[1]:
-            raise ValueError(f"{args.saved_model!r} is not a translation export (its inputs: "
-                             f"{', '.join(serve.structured_input_signature[1])}); use `seq2seq caption`")
-        for start in range(0, len(texts), 64):
-            out = serve(text=tf.constant(texts[start:start + 64], tf.string))
-            for line in out["translation"].numpy():
-                print(line.decode("utf-8"))
-        return 0
-    from seq2seq import translation
 
-    config, model, source_tok, target_tok = translation.load(args.model_dir)
-    module = translation.translator(config, model, source_tok, target_tok, n_best=args.n_best,
-                                    **_decode_overrides(args))
-    if args.n_best:
-        for start in range(0, len(texts), 64):
-            out = module.translate_nbest(tf.constant(texts[start:start + 64], tf.string))
-            for row, scores in zip(out["translations"].numpy(), out["scores"].numpy()):
-                print("\t".join(f"{t.decode('utf-8')} ({s:.3f})" for t, s in zip(row, scores)))
-    else:
-        translations, _ = translation.translate_lines(module, texts, config.decode.batch_size)
-        for line in translations:
-            print(line)
-    if args.attention_plot and texts:
-        from seq2seq.plots import plot_translation_attention
+def cmd_translate(args) -> int:
+    _check_decode_options(args)
+    from seq2seq import runner
 
-        out = module.translate_with_attention(tf.constant(texts[:1], tf.string))
-        plot_translation_attention(out, args.attention_plot)
-        log.info("attention map written to %s", args.attention_plot)
+    for _, line in runner.predict_items("translation", _input_lines(args.text), model_dir=args.model_dir,
+                                        saved_model=args.saved_model, n_best=args.n_best,
+                                        attention_plot=args.attention_plot, **_decode_overrides(args)):
+        print(line)
     return 0
 
 
 def cmd_caption(args) -> int:
-    from seq2seq import captioning
+    _check_decode_options(args)
+    from seq2seq import runner
 
-    for path, caption in captioning.caption_images(args.model_dir, args.saved_model, args.images,
-                                                   attention_plot=args.attention_plot,
-                                                   **_decode_overrides(args)):
+    for path, caption in runner.predict_items("captioning", args.images, model_dir=args.model_dir,
+                                              saved_model=args.saved_model, attention_plot=args.attention_plot,
+                                              **_decode_overrides(args)):
         print(f"{path}\t{caption}")
     return 0
 
 
 def cmd_export(args) -> int:
+    from seq2seq import runner
+
     output = args.output or os.path.join(args.model_dir, "export")
-    path = _task(args.model_dir).export(args.model_dir, output, **_decode_overrides(args))
-    print(path)
+    print(runner.export(args.model_dir, output, **_decode_overrides(args)))
     return 0
 
 
@@ -214,10 +177,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from pipelines.translation import DataError
-    from seq2seq.config import ConfigError
-    from seq2seq.model_dir import ModelDirError
-    from seq2seq.training import NonFiniteLossError
+    from pipelines.errors import DataError
+    from seq2seq.errors import ConfigError, ModelDirError, NonFiniteLossError
 
     try:
         return COMMANDS[args.command](args)

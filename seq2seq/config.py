@@ -21,21 +21,35 @@ from typing import Any, Literal, Optional
 import yaml
 
 from pipelines.atomic import write_atomically
+from seq2seq.errors import ConfigError
+from seq2seq.registry import registered_keys, registry_for
 
 DATA_DIR_ENV = "SEQ2SEQ_DATA_DIR"
 
 
-class ConfigError(ValueError):
-    """A config key is unknown, of the wrong type, or has an impossible value."""
+@dataclass
+class DataConfig:
+    """Keys of the `data` section that every task has: where the data folder is, limits, the split."""
+
+    format: str = ""
+    data_dir: Optional[str] = None
+    path: Optional[str] = None
+    tfds_name: Optional[str] = None
+    tfds_data_dir: Optional[str] = None
+    download: bool = False
+    cache_dir: Optional[str] = None
+    limit: Optional[int] = None
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+    seed: int = 0
+    max_target_length: int = 50
 
 
 @dataclass
-class DataConfig:
-    """Where the examples come from and how they are cleaned and split."""
+class TranslationDataConfig(DataConfig):
+    """The `data` section of a translation experiment (`seq2seq.tasks.translation` names the formats)."""
 
-    format: Literal["anki", "parallel", "tfds", "flickr8k", "coco", "table"] = "anki"
-    data_dir: Optional[str] = None
-    path: Optional[str] = None
+    format: str = "anki"
     reverse: bool = False
     source_file: Optional[str] = None
     target_file: Optional[str] = None
@@ -43,19 +57,16 @@ class DataConfig:
     validation_target_file: Optional[str] = None
     test_source_file: Optional[str] = None
     test_target_file: Optional[str] = None
-    tfds_name: Optional[str] = None
-    tfds_data_dir: Optional[str] = None
-    download: bool = False
-    cache_dir: Optional[str] = None
-    limit: Optional[int] = None
     skip_bad_lines: bool = False
     lowercase: bool = False
-    validation_fraction: float = 0.05
-    test_fraction: float = 0.05
-    seed: int = 0
     max_source_length: int = 50
-    max_target_length: int = 50
-    # captioning
+
+
+@dataclass
+class CaptioningDataConfig(DataConfig):
+    """The `data` section of a captioning experiment (`seq2seq.tasks.captioning` names the formats)."""
+
+    format: str = "flickr8k"
     image_dir: Optional[str] = None
     captions_file: Optional[str] = None
     train_split_file: Optional[str] = None
@@ -95,8 +106,8 @@ class EmbeddingConfig:
 class EncoderConfig:
     """Recurrent encoder (translation) or image encoder (captioning)."""
 
-    type: Literal["recurrent", "image"] = "recurrent"
-    cell: Literal["simple", "gru", "lstm", "peephole_lstm"] = "gru"
+    type: str = "recurrent"
+    cell: str = "gru"
     units: int = 256
     layers: int = 1
     bidirectional: bool = True
@@ -114,10 +125,10 @@ class EncoderConfig:
 class DecoderConfig:
     """Recurrent decoder with optional attention over the encoder memory."""
 
-    cell: Literal["simple", "gru", "lstm", "peephole_lstm"] = "gru"
+    cell: str = "gru"
     units: int = 256
     layers: int = 1
-    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
+    attention: str = "bahdanau"
     attention_units: Optional[int] = None
     input_feeding: bool = False
     dropout: float = 0.0
@@ -161,7 +172,7 @@ class TrainConfig:
 class DecodeConfig:
     """Decoding at evaluation / translation time."""
 
-    strategy: Literal["beam", "greedy", "sample"] = "beam"
+    strategy: str = "beam"
     beam_size: int = 5
     n_best: int = 1
     length_penalty: float = 0.6
@@ -178,8 +189,8 @@ class DecodeConfig:
 class Config:
     """A whole experiment."""
 
-    task: Literal["translation", "captioning"] = "translation"
-    data: DataConfig = field(default_factory=DataConfig)
+    task: str = "translation"
+    data: DataConfig = field(default_factory=TranslationDataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -254,16 +265,50 @@ def _coerce(value, tp, key: str):
     raise TypeError(f"unsupported annotation {tp} for {key}")
 
 
+def _task_kind(task: str):
+    """The registered task class named `task` (ConfigError naming `task` and the allowed values)."""
+    return registry_for("task").get(task, "task")
+
+
+def _data_section(values: dict, task: str) -> type:
+    """The dataclass of the `data` section of `task`; ConfigError for a key only another task has."""
+    cls = _task_kind(task).data_config
+    names = {f.name for f in dataclasses.fields(cls)}
+    for name in values.get("data") or {}:
+        if name in names:
+            continue
+        for other in registry_for("task"):
+            other_cls = registry_for("task").get(other).data_config
+            if other != task and name in {f.name for f in dataclasses.fields(other_cls)}:
+                raise ConfigError(f"data.{name} is a {other} key; a {task} config's data keys are: "
+                                  f"{', '.join(sorted(names))}")
+    return cls
+
+
 def _build(cls, values: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    if cls is Config:
+        task = values.get("task", Config.task)
+        if not isinstance(task, str):
+            raise ConfigError(f"task: got {task!r}; expected a string")
+        hints = {**hints, "data": _data_section(values, task)}
     kwargs = {}
     for name, value in values.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in names:
             raise ConfigError(f"unknown config key {key!r}; known keys here: {', '.join(sorted(names))}")
         kwargs[name] = _coerce(value, hints[name], key)
+    if cls is Config and "data" not in kwargs:
+        kwargs["data"] = hints["data"]()
     return cls(**kwargs)
+
+
+def _value_at(config: "Config", key: str):
+    node = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def _check(cond: bool, key: str, message: str) -> None:
@@ -272,10 +317,15 @@ def _check(cond: bool, key: str, message: str) -> None:
 
 
 def validate(config: Config) -> Config:
-    """Reject impossible values. Returns `config`; raises ConfigError naming the key."""
+    """Reject impossible values. Returns `config`; raises ConfigError naming the key.
+
+    Kinds (cells, attention, encoder type, decoding strategy, ...) are checked against their registries
+    (`seq2seq.registry`, filled when `import seq2seq` imports the modules that implement them), and each
+    task checks its own keys (`Task.validate_config`).
+    """
     d, t, m, tr, dc = config.data, config.tokenizer, config.model, config.train, config.decode
     for key, value in [
-        ("data.max_source_length", d.max_source_length), ("data.max_target_length", d.max_target_length),
+        ("data.max_target_length", d.max_target_length),
         ("tokenizer.source_vocab_size", t.source_vocab_size), ("tokenizer.target_vocab_size", t.target_vocab_size),
         ("model.embedding.dim", m.embedding.dim), ("model.encoder.units", m.encoder.units),
         ("model.encoder.layers", m.encoder.layers), ("model.decoder.units", m.decoder.units),
@@ -293,8 +343,8 @@ def validate(config: Config) -> Config:
     _check(t.source_vocab_size >= 8 and t.target_vocab_size >= 8, "tokenizer.source_vocab_size",
            "vocabulary sizes must be at least 8 (4 special tokens + pieces)")
     _check(0.0 < t.character_coverage <= 1.0, "tokenizer.character_coverage", "must be in (0, 1]")
-    _check(not m.embedding.share or (t.shared and config.task == "translation"), "model.embedding.share",
-           "needs one vocabulary for both sides: set tokenizer.shared: true (translation only)")
+    _check(not m.embedding.share or t.shared, "model.embedding.share",
+           "needs one vocabulary for both sides: set tokenizer.shared: true")
     for key, value in [("model.encoder.dropout", m.encoder.dropout), ("model.decoder.dropout", m.decoder.dropout),
                        ("train.label_smoothing", tr.label_smoothing)]:
         _check(0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
@@ -316,24 +366,9 @@ def validate(config: Config) -> Config:
            "model.encoder.trainable", f"got {trainable!r}; allowed values: false, true, or N (top N layers)")
     _check(m.bridge != "copy" or (m.encoder.type == "recurrent"), "model.bridge",
            "'copy' needs a recurrent encoder; use 'dense' or 'zero' for images")
-    if config.task == "captioning":
-        _check(m.encoder.type == "image", "model.encoder.type", "captioning needs 'image'")
-        _check(m.encoder.alpha > 0, "model.encoder.alpha", f"got {m.encoder.alpha}; must be > 0")
-        _check(m.encoder.image_size is None or m.encoder.image_size >= 16, "model.encoder.image_size",
-               f"got {m.encoder.image_size}; must be >= 16 pixels or null (the backbone's native size)")
-        _check(d.format in ("flickr8k", "coco", "table", "tfds"), "data.format",
-               f"got {d.format!r}; captioning allows 'flickr8k', 'coco', 'table', 'tfds'")
-    else:
-        _check(m.encoder.type == "recurrent", "model.encoder.type", "translation needs 'recurrent'")
-        _check(d.format in ("anki", "parallel", "tfds"), "data.format",
-               f"got {d.format!r}; translation allows 'anki', 'parallel', 'tfds'")
-        if d.format == "anki":
-            _check(bool(d.path), "data.path", "the Anki/TSV file is required when data.format is 'anki'")
-        if d.format == "parallel":
-            _check(bool(d.source_file and d.target_file), "data.source_file",
-                   "data.source_file and data.target_file are required when data.format is 'parallel'")
-        if d.format == "tfds":
-            _check(bool(d.tfds_name), "data.tfds_name", "required when data.format is 'tfds'")
+    for key in registered_keys():
+        registry_for(key).check(_value_at(config, key), key)
+    _task_kind(config.task).validate_config(config)
     return config
 
 
@@ -366,6 +401,8 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
         for part in parts[:-1]:
             path.append(part)
             hints = typing.get_type_hints(cls)
+            if cls is Config and part == "data":
+                hints["data"] = _task_kind(values.get("task", Config.task)).data_config
             if part not in hints or not dataclasses.is_dataclass(hints[part]):
                 raise ConfigError(f"unknown config key {'.'.join(path)!r} in override {text!r}")
             cls = hints[part]

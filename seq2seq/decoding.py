@@ -34,11 +34,13 @@ is the GNMT one of Wu et al. (2016), "Google's Neural Machine Translation System
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
-from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID
+from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seq2seq.registry import Registry
 
 StepFn = Callable[[tf.Tensor, Any, Any], tuple]
 
@@ -541,3 +543,81 @@ def beam_search_decode(step_fn: StepFn, initial_state, constants, batch_size, be
     ids, attention = _backtrack(tokens, parents, attention, finished, num_steps)
     return BeamResult(ids=ids, lengths=finished["length"], scores=finished["score"],
                       log_probs=finished["log_prob"], attention=attention)
+
+
+# --------------------------------------------------------------------------------------------------
+# Strategies by name (`decode.strategy`), over a model's `encode` / `step`
+
+DECODE_STRATEGIES = Registry("decoding strategy", "decode.strategy")
+
+
+def _single(result: DecodeResult) -> BeamResult:
+    """A one-hypothesis result with the n-best axis of `BeamResult` (n = 1)."""
+    attention = None if result.attention is None else result.attention[:, None]
+    return BeamResult(result.ids[:, None], result.lengths[:, None], result.scores[:, None], result.scores[:, None],
+                      attention)
+
+
+@DECODE_STRATEGIES.register("beam")
+def _beam(decode, **common) -> BeamResult:
+    return beam_search_decode(beam_size=decode.beam_size, length_penalty=decode.length_penalty,
+                              n_best=decode.n_best, **common)
+
+
+@DECODE_STRATEGIES.register("greedy")
+def _greedy(decode, **common) -> BeamResult:
+    return _single(greedy_decode(**common))
+
+
+@DECODE_STRATEGIES.register("sample")
+def _sample(decode, **common) -> BeamResult:
+    return _single(sample_decode(temperature=decode.temperature, top_k=decode.top_k, **common))
+
+
+def decode_batch(model, source, source_lengths, decode, return_attention=False) -> BeamResult:
+    """Decode a batch with the strategy `decode.strategy` over `model.encode` / `model.step`.
+
+    Args:
+      model: anything with `encode(source, training=False) -> (state, constants)` and the step contract
+        `step(ids, state, constants)`, e.g. a built `seq2seq.model.seq2seq.Seq2Seq`.
+      source: the encoder input with leading dimension batch (ids int32 [batch, time], or images/features).
+      source_lengths: int32 [batch] source lengths for the relative length limit, or None (absolute only).
+      decode: a `seq2seq.config.DecodeConfig` (strategy, beam_size, n_best, length_penalty, max_length,
+        max_length_ratio, max_length_offset, temperature, top_k, block_unk: never output `<unk>`).
+      return_attention: also return attention weights.
+
+    Returns:
+      `BeamResult` with an n-best axis: ids int32 [batch, n, time], lengths int32 [batch, n],
+      scores float32 [batch, n] (length-normalised for beam search; sum of log-probabilities otherwise),
+      attention float32 [batch, n, time, memory_time] or None. Greedy and sampling give n = 1.
+
+    Raises:
+      ConfigError: an unknown `decode.strategy`.
+    """
+    strategy = DECODE_STRATEGIES.get(decode.strategy)
+    state, constants = model.encode(source, training=False)
+    batch_size = tf.shape(tf.nest.flatten(constants)[0])[0]
+    if source_lengths is None or decode.max_length_ratio is None:
+        max_length = tf.fill([batch_size], tf.constant(decode.max_length, tf.int32))
+    else:
+        max_length = max_output_length(source_lengths, decode.max_length, decode.max_length_ratio,
+                                       decode.max_length_offset)
+    step_fn = suppress_tokens(model.step, [UNK_ID]) if decode.block_unk else model.step
+    return strategy(decode, step_fn=step_fn, initial_state=state, constants=constants, batch_size=batch_size,
+                    max_length=max_length, bos_id=BOS_ID, eos_id=EOS_ID, return_attention=return_attention)
+
+
+def decode_settings(decode, **overrides):
+    """`decode` (a DecodeConfig) with the non-None `overrides` applied (e.g. beam_size=1 from the command line).
+
+    `beam_size` is raised to `n_best` when needed, so n-best output always has enough beams.
+
+    Raises:
+      TypeError: an override that is not a DecodeConfig field.
+      ConfigError: an unknown strategy.
+    """
+    decode = dataclasses.replace(decode, **{k: v for k, v in overrides.items() if v is not None})
+    DECODE_STRATEGIES.check(decode.strategy)
+    if decode.n_best > decode.beam_size:
+        decode = dataclasses.replace(decode, beam_size=decode.n_best)
+    return decode

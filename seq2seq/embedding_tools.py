@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from seq2seq import model_dir as md
-from seq2seq.layers.embeddings import export_projector, nearest_neighbours
-from seq2seq.pretrained_embeddings import SENTENCEPIECE_SPACE, tokenizer_pieces
+from seq2seq.word_vectors import export_projector, nearest_neighbours
+from seq2seq.word_vectors import SENTENCEPIECE_SPACE, tokenizer_pieces
 
 SIDES = ("source", "target")
 
@@ -24,17 +24,13 @@ def load_embedding(model_dir: str, side: str):
     """
     if side not in SIDES:
         raise ValueError(f"side: got {side!r}; allowed values: {', '.join(SIDES)}")
-    if md.read_config(model_dir).task == "captioning":
-        if side == "source":
-            raise md.ModelDirError(f"{model_dir!r} holds a captioning model: only --side target has word embeddings")
-        from seq2seq import captioning
+    from seq2seq.runner import load
 
-        _, model, tokenizer = captioning.load(model_dir)
-    else:
-        from seq2seq import translation
-
-        _, model, source_tok, target_tok = translation.load(model_dir)
-        tokenizer = source_tok if side == "source" else target_tok
+    if side == "source" and md.read_config(model_dir).task == "captioning":
+        raise md.ModelDirError(f"{model_dir!r} holds a captioning model: only --side target has word embeddings")
+    loaded = load(model_dir)
+    model = loaded.model
+    tokenizer = loaded.tokenizers["source"] if side == "source" else loaded.task.target_tokenizer(loaded.tokenizers)
     layer = model.encoder.embedding if side == "source" else model.decoder.embedding
     return layer.embeddings.numpy(), tokenizer_pieces(tokenizer)
 

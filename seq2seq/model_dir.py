@@ -17,19 +17,25 @@ Every file is written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
+import re
 import shutil
 
 import yaml
 
-from pipelines.atomic import write_atomically
+from pipelines.atomic import atomic_path, write_atomically
 from seq2seq.config import Config, ConfigError, config_from_dict, save_config
+from seq2seq.errors import ModelDirError  # noqa: F401  (raised here; importable from this module too)
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+BEST_WEIGHTS = "best.weights.h5"
+_CKPT_RE = re.compile(r"ckpt-(\d+)\.weights\.h5$")
 TOKENIZER_DIR = "tokenizers"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -41,8 +47,6 @@ _FROZEN_KEYS = ("task", "model", "tokenizer", "data.format", "data.path", "data.
                 "data.limit")  # limit: the tokenizers and splits were made from the limited data
 
 
-class ModelDirError(ValueError):
-    """A model directory is missing, empty, unrelated, or incompatible with the requested config."""
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:
@@ -82,8 +86,8 @@ def read_config(model_dir: str) -> Config:
 
 def _has_trained_weights(model_dir: str) -> bool:
     """True when `model_dir` holds a checkpoint or best weights (files a config change would invalidate)."""
-    checkpoints = os.path.join(model_dir, "checkpoints")
-    return (os.path.isfile(os.path.join(model_dir, "best.weights.h5"))
+    checkpoints = os.path.join(model_dir, CHECKPOINT_DIR)
+    return (os.path.isfile(os.path.join(model_dir, BEST_WEIGHTS))
             or (os.path.isdir(checkpoints) and any(n.startswith("ckpt-") for n in os.listdir(checkpoints))))
 
 
@@ -141,3 +145,40 @@ def update_metrics(model_dir: str, split: str, metrics: dict) -> dict:
     values[split] = metrics
     write_json(path, values)
     return values
+
+
+def atomic_save_weights(model: keras.Model, path: str) -> None:
+    """`model.save_weights(path)` through a temporary file in the same folder and a rename."""
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp)
+
+
+def atomic_save_model(model: keras.Model, path: str) -> None:
+    """`model.save(path)` (Keras `.keras` format) through a temporary file in the same folder and a rename."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def trained_weights_path(model_dir: str) -> str:
+    """The weights a trained model directory serves: `best.weights.h5`, else the newest checkpoint.
+
+    Raises:
+      ModelDirError: no trained weights in `model_dir` yet.
+    """
+    weights = os.path.join(model_dir, BEST_WEIGHTS)
+    if os.path.exists(weights):
+        return weights
+    checkpoints = list_checkpoints(model_dir)
+    if not checkpoints:
+        raise ModelDirError(f"{model_dir!r} has no trained weights yet (no {BEST_WEIGHTS}, no checkpoints)")
+    return checkpoints[-1][1]
+
+
+def list_checkpoints(model_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of every complete checkpoint in `model_dir`, oldest first."""
+    found = []
+    for path in glob.glob(os.path.join(model_dir, CHECKPOINT_DIR, "ckpt-*.weights.h5")):
+        match = _CKPT_RE.search(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)

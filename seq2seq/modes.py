@@ -5,7 +5,7 @@
 | sequence-to-sequence (same length) | series [batch, T, f] -> next values [batch, T, f] | `forecaster` + `shift_series` |
 | sequence-to-vector | token ids [batch, T] -> class logits / score [batch, n] | `sequence_classifier` |
 | vector-to-sequence | vector [batch, d] -> token ids (like captioning) | `VectorToSequence` |
-| encoder–decoder | token ids -> token ids (translation) | `seq2seq.models.build_model` |
+| encoder–decoder | token ids -> token ids (translation) | `seq2seq.model.seq2seq.build_model` |
 
 Karpathy (2015), "The unreasonable effectiveness of recurrent neural networks", draws these modes;
 the recurrent parts are `StackedRNN` (Elman / GRU / LSTM / peephole LSTM), `RecurrentEncoder`,
@@ -17,10 +17,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seq2seq.bridge import Bridge
-from seq2seq.decoder import RecurrentDecoder
-from seq2seq.encoders import RecurrentEncoder
-from seq2seq.layers.rnn import StackedRNN
+from seq2seq.model.bridge import Bridge
+from seq2seq.model.decoder import RecurrentDecoder
+from seq2seq.model.encoders import RecurrentEncoder
+from seq2seq.model.rnn import StackedRNN
 
 
 def shift_series(series):
@@ -39,12 +39,12 @@ def forecaster(features=1, cell="gru", units=32, num_layers=1, dropout=0.0) -> k
     """Sequence-to-sequence forecaster: at every step t, predict the value at t+1 (teacher-forced).
 
     Args:
-      features: int, values per time step. cell: a `seq2seq.layers.cells` kind. units, num_layers, dropout:
+      features: int, values per time step. cell: a `seq2seq.model.cells` kind. units, num_layers, dropout:
         of the `StackedRNN`.
 
     Returns:
       an uncompiled functional `keras.Model`: float32 [batch, T, features] -> float32 [batch, T, features]
-      (train with mean squared error on `shift_series` pairs; with `seq2seq.tbptt` for long series).
+      (train with mean squared error on `shift_series` pairs; with `seq2seq.training.tbptt.window_loop` for long series).
     """
     inputs = keras.Input((None, features), name="series")
     outputs, _ = StackedRNN(cell, units, num_layers=num_layers, dropout=dropout, name="rnn")(inputs)

@@ -81,7 +81,7 @@ def plot_translation_attention(out: dict, path: str, index: int = 0) -> str:
     """Heat map of target pieces (rows) × source pieces (columns) for one sentence; write a PNG.
 
     Args:
-      out: the dict of `seq2seq.inference.TranslationModule.translate_with_attention` (tensors or arrays):
+      out: the dict of `seq2seq.serving.modules.TranslationModule.translate_with_attention` (tensors or arrays):
         "source_pieces" tf.string [batch, source_time], "target_pieces" tf.string [batch, time],
         "attention" float32 [batch, time, source_time], "translation" tf.string [batch].
       path: output PNG path (written atomically).

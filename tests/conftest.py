@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ==================================================================================================
 # Trained translation model directories (used by tests/test_export.py and tests/test_inference.py)
 #
-# Each fixture trains once per test session, in process, through `seq2seq.translation.train` (the
+# Each fixture trains once per test session, in process, through `seq2seq.runner.train` (the
 # function behind `seq2seq train`), and returns the model directory (str). Models are tiny: the tests
 # check plumbing (export, reload, decoding invariants), not translation quality.
 # ==================================================================================================
@@ -70,11 +70,11 @@ def write_synthetic_parallel(directory, pairs: int = 600, seed: int = 0) -> tupl
 
 
 def train_translation_model(model_dir: str, config_values: dict, overrides: list[str]) -> str:
-    """Train a translation model with `seq2seq.translation.train` (quietly); returns `model_dir`."""
-    from seq2seq import translation
+    """Train a translation model with `seq2seq.runner.train` (quietly); returns `model_dir`."""
+    from seq2seq import runner
     from seq2seq.config import config_from_dict
 
-    translation.train(config_from_dict(config_values, overrides), model_dir, verbose=0)
+    runner.train(config_from_dict(config_values, overrides), model_dir, verbose=0)
     return model_dir
 
 

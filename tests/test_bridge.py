@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq.bridge import Bridge
-from seq2seq.layers.rnn import StackedRNN
+from seq2seq.model.bridge import Bridge
+from seq2seq.model.rnn import StackedRNN
 
 RNG = np.random.default_rng(2)
 

@@ -2,7 +2,7 @@
 
 The module fixture trains one tiny model (frozen random SmallCNN at 32x32 → 2x2 regions, 16 units) for
 10 steps on the first 20 images of each Flickr8k subset split, in process, through
-`seq2seq.captioning.train` (the function behind `seq2seq train`). The tests check plumbing and exact
+`seq2seq.runner.train` (the function behind `seq2seq train`). The tests check plumbing and exact
 agreement between the in-process graph and the SavedModel, not caption quality.
 """
 
@@ -22,9 +22,11 @@ import tensorflow as tf
 from captioning_helpers import write_image
 from conftest import shared_data_dir
 
-from seq2seq import captioning, cli
+from seq2seq import cli
+from seq2seq.tasks import captioning
 from seq2seq.config import config_from_dict, load_config
-from seq2seq.export import export_captioning
+from seq2seq import runner
+from seq2seq.serving.export import export_module
 from seq2seq.plots import plot_caption_attention, plot_translation_attention
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,15 +60,14 @@ def trained(data_dir, tmp_path_factory):
     """(model_dir, metrics) of the tiny model."""
     model_dir = str(tmp_path_factory.mktemp("caption") / "model")
     config = load_config(SCRATCH_CONFIG, TINY + [f"data.data_dir={data_dir}"])
-    metrics = captioning.train(config, model_dir, verbose=0)
+    metrics = runner.train(config, model_dir, verbose=0)
     return model_dir, metrics
 
 
 @pytest.fixture(scope="module")
 def module(trained):
     """The CaptioningModule of the tiny model (loaded once; its graphs are traced once)."""
-    config, model, tokenizer = captioning.load(trained[0])
-    return captioning.captioner(config, model, tokenizer)
+    return runner.serving_module(runner.load(trained[0]))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_train_writes_metrics_cache_and_loss_decreases(trained):
     assert "nrefs:5" in saved["signature"]  # every Flickr8k image scored against its 5 references
     assert len(saved["examples"][0]["references"]) == 5
     assert 0.0 <= saved["bleu_4"] <= saved["bleu_1"] <= 100.0
-    assert metrics["feature_cache"] is True and metrics["steps"] == 10
+    assert metrics["inputs_are_features"] is True and metrics["steps"] == 10
     # Frozen backbone: features were cached once per train + validation image (20 + 20).
     entries = [f for _, _, files in os.walk(os.path.join(model_dir, "feature_cache")) for f in files
                if f.endswith(".npy")]
@@ -124,7 +125,7 @@ def test_caption_cli_and_attention_plot(trained, module, data_dir, tmp_path, cap
     with open(plot, "rb") as handle:
         assert handle.read(8) == PNG_MAGIC
     # Same captions as evaluation's module on the same bytes.
-    expected, _ = captioning.caption_bytes(module.caption, [open(p, "rb").read() for p in images])
+    expected, _ = runner.predict(module, [open(p, "rb").read() for p in images])
     assert [line.split("\t")[1] for line in lines] == expected
 
 
@@ -132,7 +133,7 @@ def test_export_matches_in_process_in_fresh_subprocess(module, data_dir, odd_ima
     good, _ = odd_images
     paths = _flickr_images(data_dir, 2) + list(good.values())
     blobs = [open(p, "rb").read() for p in paths]
-    export_dir = export_captioning(module, str(tmp_path / "export"))
+    export_dir = export_module(module, str(tmp_path / "export"))
     out = module.caption(tf.constant(blobs))
     expected = {"caption": [c.decode() for c in out["caption"].numpy()], "score": out["score"].numpy().tolist()}
 
@@ -162,13 +163,13 @@ def test_bad_images_skipped_odd_images_captioned(trained, module, odd_images, ca
     model_dir, _ = trained
     good, truncated = odd_images
     with caplog.at_level(logging.WARNING):
-        results = list(captioning.caption_images(model_dir, None, [truncated, *good.values()]))
+        results = list(runner.predict_items("captioning", [truncated, *good.values()], model_dir=model_dir))
     assert [p for p, _ in results] == list(good.values())
-    expected, _ = captioning.caption_bytes(module.caption, [open(p, "rb").read() for p in good.values()])
+    expected, _ = runner.predict(module, [open(p, "rb").read() for p in good.values()])
     assert [c for _, c in results] == expected
     assert "truncated.jpg" in caplog.text and "skipped 1 unreadable" in caplog.text
     with pytest.raises(ValueError, match="none of the images can be read"):
-        list(captioning.caption_images(model_dir, None, [truncated]))
+        list(runner.predict_items("captioning", [truncated], model_dir=model_dir))
     with pytest.raises(tf.errors.InvalidArgumentError):
         module.caption(tf.constant([open(truncated, "rb").read()]))
 
@@ -176,9 +177,9 @@ def test_bad_images_skipped_odd_images_captioned(trained, module, odd_images, ca
 def test_saved_model_rejects_decode_options(trained, tmp_path, odd_images):
     good, _ = odd_images
     with pytest.raises(ValueError, match="need --model-dir"):
-        list(captioning.caption_images(None, str(tmp_path), list(good.values()), beam_size=2))
+        list(runner.predict_items("captioning", list(good.values()), saved_model=str(tmp_path), beam_size=2))
     with pytest.raises(ValueError, match="exactly one"):
-        list(captioning.caption_images(None, None, list(good.values())))
+        list(runner.predict_items("captioning", list(good.values())))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -260,11 +261,11 @@ def test_pretrained_mobilenet_tiny_train(data_dir, tmp_path):
         "data.limit=8", "train.max_steps=4", "train.eval_every=2", "train.checkpoint_every=2"]
     config = load_config(MOBILENET_CONFIG, overrides + [f"data.data_dir={data_dir}"])
     model_dir = str(tmp_path / "model")
-    metrics = captioning.train(config, model_dir, verbose=0)
-    assert metrics["feature_cache"] is True and metrics["images"] == 8
+    metrics = runner.train(config, model_dir, verbose=0)
+    assert metrics["inputs_are_features"] is True and metrics["images"] == 8
     images = list(captioning.read_split(config, "test"))[:2]
-    results = list(captioning.caption_images(model_dir, None, images))
+    results = list(runner.predict_items("captioning", images, model_dir=model_dir))
     # `seq2seq export` (pretrained backbone inside the graph) serves the same captions.
     assert cli.main(["--quiet", "export", "--model-dir", model_dir]) == 0
-    exported = list(captioning.caption_images(None, os.path.join(model_dir, "export"), images))
+    exported = list(runner.predict_items("captioning", images, saved_model=os.path.join(model_dir, "export")))
     assert exported == results

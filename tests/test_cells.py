@@ -1,11 +1,11 @@
-"""Tests for seq2seq.layers.cells (cell registry + PeepholeLSTMCell)."""
+"""Tests for seq2seq.model.cells (cell registry + PeepholeLSTMCell)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.layers.cells import CELLS, PeepholeLSTMCell, make_cell, make_rnn_layer, state_count
+from seq2seq.model.cells import CELLS, PeepholeLSTMCell, make_cell, make_rnn_layer, state_count
 
 RNG = np.random.default_rng(0)
 
@@ -15,7 +15,7 @@ def _x(batch=3, time=5, dim=4):
 
 
 def test_registry_kinds_and_state_count():
-    assert CELLS == ("simple", "gru", "lstm", "peephole_lstm")
+    assert CELLS.names() == ("simple", "gru", "lstm", "peephole_lstm")
     assert [state_count(k) for k in CELLS] == [1, 1, 2, 2]
     assert isinstance(make_cell("simple", 3), keras.layers.SimpleRNNCell)
     gru = make_cell("gru", 3)

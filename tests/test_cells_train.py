@@ -16,8 +16,9 @@ import pytest
 from pipelines.tokenizers import train_word_vocabulary
 from pipelines.translation import read_anki
 from seq2seq.config import config_from_dict
-from seq2seq.models import build_model
-from seq2seq.training import compile_model
+from seq2seq.model.seq2seq import build_model
+from seq2seq.training.fit import compile_model
+from seq2seq.training.trainer import build_trainable_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SKIP, PAIRS, EPOCHS = 20000, 192, 25
@@ -59,7 +60,7 @@ def _train(batches, encoder, decoder):
         "model": {"embedding": {"dim": 16}, "encoder": {"units": 16, **encoder},
                   "decoder": {"units": 24, **decoder}},
         "train": {"learning_rate": 0.01}})
-    model = compile_model(build_model(config, source_vocab, target_vocab), config.train)
+    model = compile_model(build_trainable_model(config, source_vocab, target_vocab), config.train)
     history = model.fit((source, target_in), target_out, batch_size=32, epochs=EPOCHS, verbose=0).history
     assert int(model.optimizer.iterations) == EPOCHS * PAIRS // 32
     losses = history["loss"]

@@ -7,7 +7,7 @@ import pytest
 from pipelines.tokenizers import train_sentencepiece
 from pipelines.translation import DataError, PairStats, clean_pairs, read_anki
 from seq2seq.cli import main
-from seq2seq.export import save_atomically
+from seq2seq.serving.export import save_atomically
 
 
 def test_export_refuses_to_replace_a_folder_that_is_not_an_export(tmp_path):

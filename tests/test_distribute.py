@@ -46,15 +46,16 @@ _MIRRORED = _COMMON + textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from seq2seq.distribute import make_strategy
-    from seq2seq.models import build_model
-    from seq2seq.training import compile_model
+    from seq2seq.training.distribute import make_strategy
+    from seq2seq.model.seq2seq import build_model
+    from seq2seq.training.fit import compile_model
+    from seq2seq.training.trainer import build_trainable_model
 
     config = tiny_config(strategy="mirrored")
 
     def train(strategy, initial):
         with strategy.scope():
-            model = compile_model(build_model(config, 12, 12), config.train)
+            model = compile_model(build_trainable_model(config, 12, 12), config.train)
         if initial is not None:
             model.set_weights(initial)
         start = [w.copy() for w in model.get_weights()]
@@ -72,14 +73,15 @@ _MIRRORED = _COMMON + textwrap.dedent("""
 _WORKER = _COMMON + textwrap.dedent("""
     import tempfile
     tempfile.tempdir = sys.argv[2]  # this worker's scratch folders are created here (and must be removed)
-    from seq2seq.distribute import is_chief, make_strategy
+    from seq2seq.training.distribute import is_chief, make_strategy
     strategy = make_strategy("multi_worker_mirrored")
-    from seq2seq.models import build_model
-    from seq2seq.training import compile_model, fit
+    from seq2seq.model.seq2seq import build_model
+    from seq2seq.training.fit import compile_model, fit
+    from seq2seq.training.trainer import build_trainable_model
 
     config = tiny_config(strategy="multi_worker_mirrored", validation_batches=1)
     with strategy.scope():
-        model = compile_model(build_model(config, 12, 12), config.train)
+        model = compile_model(build_trainable_model(config, 12, 12), config.train)
     result = fit(model, global_batch(), global_batch(), config.train, sys.argv[1], verbose=0)
     print(json.dumps({{"final_step": result["final_step"], "chief": is_chief(strategy),
                       "replicas": strategy.num_replicas_in_sync, "loss": result["history"]["loss"],

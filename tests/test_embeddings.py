@@ -1,4 +1,4 @@
-"""Tests for seq2seq.layers.embeddings."""
+"""Tests for seq2seq.word_vectors."""
 
 import gzip
 import os
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq.layers.embeddings import export_projector, load_pretrained_vectors, make_embedding, nearest_neighbours
+from seq2seq.word_vectors import export_projector, load_pretrained_vectors, nearest_neighbours
 
 VOCAB = ["<pad>", "<unk>", "<s>", "</s>", "cat", "dog", "Paris", "zebra"]
 
@@ -69,44 +69,6 @@ def test_pretrained_embedding_dimension_mismatch_names_file_line(tmp_path):
         load_pretrained_vectors(path, VOCAB, 3)
 
 
-def _train_step(emb, ids):
-    model = keras.Sequential([emb, keras.layers.GlobalAveragePooling1D(),
-                              keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
-    model.train_on_batch(ids, np.ones((len(ids), 1), "float32"))
-
-
-def test_pretrained_embedding_frozen_weights_unchanged(glove):
-    matrix, _ = load_pretrained_vectors(glove, VOCAB, 3)
-    emb = make_embedding(8, 3, matrix, trainable=False)
-    ids = np.array([[4, 5, 6, 0]])
-    _train_step(emb, ids)
-    np.testing.assert_array_equal(emb.embeddings.numpy(), matrix)
-    assert emb.trainable_weights == []
-
-
-def test_pretrained_embedding_fine_tuned_changes(glove, tmp_path):
-    matrix, _ = load_pretrained_vectors(glove, VOCAB, 3)
-    emb = make_embedding(8, 3, matrix, trainable=True, name="src_emb")
-    assert emb.get_config()["mask_zero"] is True
-    np.testing.assert_array_equal(emb.embeddings.numpy(), matrix)
-    _train_step(emb, np.array([[4, 5, 6]]))
-    changed = emb.embeddings.numpy()
-    assert not np.allclose(changed[4:7], matrix[4:7])
-    np.testing.assert_array_equal(changed[7], matrix[7])  # unused row untouched
-    # Round trip without the matrix in the config.
-    assert "weights" not in emb.get_config()
-    model = keras.Sequential([keras.Input((None,), dtype="int32"), emb])
-    model.save(tmp_path / "emb.keras")
-    loaded = keras.models.load_model(tmp_path / "emb.keras")
-    np.testing.assert_array_equal(loaded.layers[0].embeddings.numpy(), changed)
-
-
-def test_pretrained_embedding_shape_checked():
-    with pytest.raises(ValueError, match=r"\(8, 3\)"):
-        make_embedding(8, 3, np.zeros((7, 3)))
-
-
 def test_pretrained_embedding_nearest_neighbours_exact():
     vocab = ["<pad>", "a", "b", "c", "d"]
     matrix = np.array([[0, 0], [1, 0], [2, 0.0], [1, 1], [0, -1]], "float32")
@@ -146,11 +108,11 @@ import logging  # noqa: E402
 
 from conftest import _SYNTHETIC_LEXICON, write_synthetic_parallel  # noqa: E402
 
-from seq2seq import translation  # noqa: E402
+from seq2seq.tasks import translation  # noqa: E402
 from seq2seq.config import ConfigError, config_from_dict  # noqa: E402
 from seq2seq.embedding_tools import inspect_embeddings  # noqa: E402
-from seq2seq.models import build_model  # noqa: E402
-from seq2seq.pretrained_embeddings import apply_pretrained_embeddings, lookup_words, tokenizer_pieces  # noqa: E402,E501
+from seq2seq.model.seq2seq import build_model  # noqa: E402
+from seq2seq.word_vectors import apply_pretrained_embeddings, lookup_words, tokenizer_pieces  # noqa: E402,E501
 
 DIM = 8
 ENGLISH = sorted(set(_SYNTHETIC_LEXICON.values()))  # 17 words
@@ -206,7 +168,7 @@ def frozen_model(tmp_path_factory):
     logging.getLogger("seq2seq").addHandler(handler)
     logging.getLogger("seq2seq").setLevel(logging.INFO)
     try:
-        translation.train(config_from_dict(values), str(folder / "model"), verbose=0)
+        runner.train(config_from_dict(values), str(folder / "model"), verbose=0)
     finally:
         logging.getLogger("seq2seq").removeHandler(handler)
     return str(folder / "model"), target_vectors, source_vectors, handler.messages
@@ -224,7 +186,7 @@ class _Records(logging.Handler):
 @pytest.mark.slow
 def test_pretrained_embedding_frozen_through_training(frozen_model):
     model_dir, target_vectors, source_vectors, messages = frozen_model
-    _, model, source_tok, target_tok = translation.load(model_dir)
+    _, model, source_tok, target_tok = _unpack(runner.load(model_dir))
     assert int(model.optimizer.iterations) == 6
     target_pieces = tokenizer_pieces(target_tok)
     source_pieces = tokenizer_pieces(source_tok)
@@ -328,11 +290,11 @@ def test_pretrained_embedding_shared_sentencepiece_tied_fine_tuned(tmp_path, cap
                                              "tie_output": True, "trainable": True})
     model_dir = str(tmp_path / "model")
     with caplog.at_level(logging.INFO, logger="seq2seq"):
-        translation.train(config_from_dict(values), model_dir, verbose=0)
+        runner.train(config_from_dict(values), model_dir, verbose=0)
     tok_dir = os.path.join(model_dir, "tokenizers")
     assert open(os.path.join(tok_dir, "source.model"), "rb").read() == \
         open(os.path.join(tok_dir, "target.model"), "rb").read()
-    _, model, source_tok, target_tok = translation.load(model_dir)
+    _, model, source_tok, target_tok = _unpack(runner.load(model_dir))
     assert model.encoder.embedding is model.decoder.embedding and model.decoder.embedding.trainable
     pieces = tokenizer_pieces(target_tok)
     words = lookup_words(pieces)
@@ -353,3 +315,8 @@ def test_word_lookup_prefers_the_word_initial_sentencepiece_piece():
     assert _find("cat", pieces) == "cat"  # word vocabularies have no '▁' pieces
     assert _find("\u2581house", pieces) == "\u2581house"
     assert _find("dog", pieces) is None
+
+
+def _unpack(loaded):
+    """(config, model, source tokenizer, target tokenizer) of a loaded translation model."""
+    return loaded.config, loaded.model, loaded.tokenizers["source"], loaded.tokenizers["target"]

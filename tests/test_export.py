@@ -13,9 +13,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from seq2seq import translation
+from seq2seq import runner
 from seq2seq.cli import main
-from seq2seq.export import load_saved_model, save_atomically
+from seq2seq.serving.export import load_saved_model, save_atomically
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 
@@ -62,7 +62,7 @@ def _as_python(outputs: dict) -> dict:
 def exported(translation_model_dir, tmp_path_factory):
     """(model_dir, export_dir) with n_best 2 so the n-best signature returns two hypotheses."""
     export_dir = str(tmp_path_factory.mktemp("export") / "saved")
-    return translation_model_dir, translation.export(translation_model_dir, export_dir, n_best=2)
+    return translation_model_dir, runner.export(translation_model_dir, export_dir, n_best=2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,8 +174,8 @@ def test_export_serves_identically_in_a_process_without_seq2seq(exported, edge_c
     fresh = json.loads(served.stdout.strip().splitlines()[-1])
     assert fresh["project_modules"] == []
 
-    config, model, source_tok, target_tok = translation.load(model_dir)
-    module = translation.translator(config, model, source_tok, target_tok, n_best=2)
+    config, model, source_tok, target_tok = _unpack(runner.load(model_dir))
+    module = _translator(config, model, source_tok, target_tok, n_best=2)
     texts = tf.constant(edge_case_texts, tf.string)
     in_process = {"serving_default": _as_python(module.translate(texts)),
                   "translate_nbest": _as_python(module.translate_nbest(texts))}
@@ -207,3 +207,17 @@ def test_cli_translate_saved_model_equals_model_dir(exported, edge_case_texts, c
     from_model_dir = capsys.readouterr().out.split("\n")[:-1]
     assert len(from_export) == len(texts)
     assert from_export == from_model_dir
+
+
+def _unpack(loaded):
+    """(config, model, source tokenizer, target tokenizer) of a loaded translation model."""
+    return loaded.config, loaded.model, loaded.tokenizers["source"], loaded.tokenizers["target"]
+
+
+def _translator(config, model, source_tok, target_tok, **decode_overrides):
+    """The translation serving module with `config.decode` and overrides (as `runner.serving_module`)."""
+    from seq2seq.decoding import decode_settings
+    from seq2seq.serving.modules import TranslationModule
+
+    return TranslationModule(model, source_tok, target_tok, decode_settings(config.decode, **decode_overrides),
+                             config.data.max_source_length)

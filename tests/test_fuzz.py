@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from pipelines.text import normalize
 from pipelines.tokenizers import train_sentencepiece
-from seq2seq import translation
-from seq2seq.export import load_saved_model
+from seq2seq import runner
+from seq2seq.serving.export import load_saved_model
 
 SP_MARK = "\u2581"
 # Any code point except surrogates (not encodable as UTF-8), weighted toward awkward ones.
@@ -46,7 +46,7 @@ def sentencepiece(tmp_path_factory):
 def serve(synthetic_model_dir, tmp_path_factory):
     """serving_default of the session's tiny synthetic model, exported once for this module."""
     output = str(tmp_path_factory.mktemp("fuzz_export") / "export")
-    translation.export(synthetic_model_dir, output)
+    runner.export(synthetic_model_dir, output)
     return load_saved_model(output).signatures["serving_default"]
 
 

@@ -1,4 +1,4 @@
-"""seq2seq.image_encoder: backbones, ImageEncoder contract, feature equivalence, .keras round trip."""
+"""seq2seq.model.image_encoder: backbones, ImageEncoder contract, feature equivalence, .keras round trip."""
 
 import os
 import shutil
@@ -10,7 +10,7 @@ import tensorflow as tf
 from captioning_helpers import FLICKR, MOBILENET_035, write_image
 
 from pipelines.feature_cache import FeatureCache
-from seq2seq.image_encoder import (
+from seq2seq.model.image_encoder import (
     BACKBONES,
     BackboneWeightsUnavailableError,
     ImageEncoder,

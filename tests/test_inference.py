@@ -15,17 +15,17 @@ import tensorflow as tf
 
 from pipelines.batching import format_source
 from seq2seq import model_dir as md
-from seq2seq import translation
+from seq2seq import runner
 from seq2seq.cli import main
 from seq2seq.config import DecodeConfig
-from seq2seq.inference import decode_batch
+from seq2seq.serving.modules import decode_batch
 
 KERAS_SCRIPT = r"""
 import sys
 import keras
 import numpy as np
-import seq2seq.models  # noqa: F401  registers the model and layer classes
-import seq2seq.training  # noqa: F401  registers the compiled loss and metrics saved with the model
+import seq2seq.model.seq2seq  # noqa: F401  registers the model and layer classes
+import seq2seq.training.fit  # noqa: F401  registers the compiled loss and metrics saved with the model
 model = keras.saving.load_model(sys.argv[1])
 source, target_in = np.load(sys.argv[2]), np.load(sys.argv[3])
 np.save(sys.argv[4], keras.ops.convert_to_numpy(model((source, target_in), training=False)))
@@ -35,7 +35,7 @@ np.save(sys.argv[4], keras.ops.convert_to_numpy(model((source, target_in), train
 @pytest.fixture(scope="module")
 def loaded(translation_model_dir):
     """(model_dir, config, model, source_tokenizer, target_tokenizer)."""
-    return (translation_model_dir, *translation.load(translation_model_dir))
+    return (translation_model_dir, *_unpack(runner.load(translation_model_dir)))
 
 
 def _source_ids(source_tok, texts, max_length):
@@ -74,7 +74,7 @@ def test_nbest_is_distinct_and_sorted(loaded, edge_case_texts):
         assert len(hypotheses) == 4  # tiny models have far more than 4 candidates: all real and distinct
         assert all(np.all(row[n:] == 0) for row, n in zip(ids, row_lengths))
 
-    module = translation.translator(config, model, source_tok, target_tok, n_best=3)
+    module = _translator(config, model, source_tok, target_tok, n_best=3)
     out = module.translate_nbest(tf.constant(texts, tf.string))
     assert out["translations"].shape == (len(texts), 3)
     assert np.all(np.diff(out["scores"].numpy(), axis=1) <= 0)
@@ -85,8 +85,8 @@ def test_nbest_is_distinct_and_sorted(loaded, edge_case_texts):
 def test_beam_size_one_equals_greedy(loaded, edge_case_texts, capsys):
     model_dir, config, model, source_tok, target_tok = loaded
     texts = tf.constant(edge_case_texts, tf.string)
-    beam = translation.translator(config, model, source_tok, target_tok, beam_size=1, length_penalty=0.0)
-    greedy = translation.translator(config, model, source_tok, target_tok, strategy="greedy")
+    beam = _translator(config, model, source_tok, target_tok, beam_size=1, length_penalty=0.0)
+    greedy = _translator(config, model, source_tok, target_tok, strategy="greedy")
     beam_out, greedy_out = beam.translate(texts), greedy.translate(texts)
     np.testing.assert_array_equal(beam_out["translation"].numpy(), greedy_out["translation"].numpy())
     # Without a length penalty the beam score is the raw log-probability, as greedy's.
@@ -103,7 +103,7 @@ def test_beam_size_one_equals_greedy(loaded, edge_case_texts, capsys):
 
 def test_awkward_inputs(loaded, edge_case_texts):
     _, config, model, source_tok, target_tok = loaded
-    module = translation.translator(config, model, source_tok, target_tok)
+    module = _translator(config, model, source_tok, target_tok)
     out = module.translate(tf.constant(edge_case_texts, tf.string))
     translations = [t.decode("utf-8") for t in out["translation"].numpy()]
     scores = out["score"].numpy()
@@ -125,7 +125,7 @@ def test_awkward_inputs(loaded, edge_case_texts):
 
 def test_translate_with_attention_shapes(loaded):
     _, config, model, source_tok, target_tok = loaded
-    module = translation.translator(config, model, source_tok, target_tok)
+    module = _translator(config, model, source_tok, target_tok)
     texts = ["el gato come pan .", "¿Dónde está el gato?"]
     out = module.translate_with_attention(tf.constant(texts, tf.string))
     attention = out["attention"].numpy()
@@ -144,6 +144,20 @@ def test_translate_with_attention_shapes(loaded):
 
 def test_decode_config_is_recorded_on_the_module(loaded):
     _, config, model, source_tok, target_tok = loaded
-    module = translation.translator(config, model, source_tok, target_tok, beam_size=2, n_best=4)
+    module = _translator(config, model, source_tok, target_tok, beam_size=2, n_best=4)
     assert module.decode_config["n_best"] == 4 and module.decode_config["beam_size"] == 4
     assert json.loads(json.dumps(dict(module.decode_config))) == dict(module.decode_config)
+
+
+def _unpack(loaded):
+    """(config, model, source tokenizer, target tokenizer) of a loaded translation model."""
+    return loaded.config, loaded.model, loaded.tokenizers["source"], loaded.tokenizers["target"]
+
+
+def _translator(config, model, source_tok, target_tok, **decode_overrides):
+    """The translation serving module with `config.decode` and overrides (as `runner.serving_module`)."""
+    from seq2seq.decoding import decode_settings
+    from seq2seq.serving.modules import TranslationModule
+
+    return TranslationModule(model, source_tok, target_tok, decode_settings(config.decode, **decode_overrides),
+                             config.data.max_source_length)

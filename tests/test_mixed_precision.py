@@ -9,8 +9,9 @@ import tensorflow as tf
 
 from seq2seq.config import config_from_dict
 from seq2seq.decoding import greedy_decode
-from seq2seq.models import build_model
-from seq2seq.training import compile_model
+from seq2seq.model.seq2seq import build_model
+from seq2seq.training.fit import compile_model
+from seq2seq.training.trainer import build_trainable_model
 
 
 def batch():
@@ -29,7 +30,7 @@ def test_trains_without_nan_and_decodes(policy, jit):
                                "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
                                "train": {"mixed_precision": policy, "jit_compile": jit, "learning_rate": 0.01}})
     keras.utils.set_random_seed(0)
-    model = compile_model(build_model(config, 12, 12), config.train)
+    model = compile_model(build_trainable_model(config, 12, 12), config.train)
     assert keras.mixed_precision.global_policy().name == "float32"  # build_model restored the global policy
     if policy:
         compute = policy.split("_")[1]
@@ -55,7 +56,7 @@ def test_tied_output_logits_are_float32_under_mixed_bfloat16():
                                          "encoder": {"units": 8}, "decoder": {"units": 8}},
                                "tokenizer": {"shared": True},
                                "train": {"mixed_precision": "mixed_bfloat16", "learning_rate": 0.01}})
-    model = compile_model(build_model(config, 12, 12), config.train)
+    model = compile_model(build_trainable_model(config, 12, 12), config.train)
     (x, y) = batch()
     losses = [float(model.train_on_batch(x, y)[0]) for _ in range(8)]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]

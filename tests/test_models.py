@@ -7,8 +7,10 @@ import tensorflow as tf
 
 from seq2seq import decoding
 from seq2seq.config import config_from_dict
-from seq2seq.models import build_model
-from seq2seq.training import MaskedCrossEntropy, compile_model
+from seq2seq.model.seq2seq import build_model
+from seq2seq.training.fit import compile_model
+from seq2seq.training.trainer import build_trainable_model
+from seq2seq.training.losses import MaskedCrossEntropy
 
 
 def tiny_config(**model):
@@ -106,7 +108,7 @@ def test_model_learns_to_reverse_sequences():
     config = config_from_dict({"data": {"path": "unused.tsv"}, "model": {
         "embedding": {"dim": 32}, "encoder": {"units": 48}, "decoder": {"units": 64, "attention": "luong"}},
         "train": {"learning_rate": 0.01, "max_steps": 1}})
-    model = compile_model(build_model(config, 12, 12), config.train)
+    model = compile_model(build_trainable_model(config, 12, 12), config.train)
     source, target_in, target_out = reverse_task(4096, rng)
     history = model.fit((source, target_in), target_out, batch_size=64, epochs=6, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0] / 5
@@ -135,7 +137,7 @@ def test_smoothed_loss_gradient_is_softmax_minus_smoothed_target_at_real_positio
 
 
 def test_masked_accuracy_counts_real_positions_only():
-    from seq2seq.losses import MaskedAccuracy
+    from seq2seq.training.losses import MaskedAccuracy
     y_true = np.array([[1, 2, 3, 0], [2, 0, 0, 0]], dtype="int32")
     predicted = np.array([[1, 2, 0, 2], [1, 0, 0, 0]])  # real positions: hit, hit, miss; miss
     logits = np.eye(4, dtype="float32")[predicted] * 5.0
@@ -145,7 +147,7 @@ def test_masked_accuracy_counts_real_positions_only():
 
 
 def test_additive_attention_scores_equal_keras_layer():
-    from seq2seq.layers.attention import AdditiveAttention
+    from seq2seq.model.attention import AdditiveAttention
     rng = np.random.default_rng(0)
     query, key = rng.normal(size=(2, 3, 5)).astype("float32"), rng.normal(size=(2, 4, 5)).astype("float32")
     value = rng.normal(size=(2, 4, 6)).astype("float32")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.optimizers import FusedAdam
+from seq2seq.training.optimizers import FusedAdam
 
 
 def train(optimizer_cls, steps=6, clipnorm=0.5):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.layers import precomputed_rnn
-from seq2seq.layers.cells import make_rnn_layer
-from seq2seq.layers.precomputed_rnn import PrecomputedInputGRU, PrecomputedInputLSTM
+from seq2seq.model import precomputed_rnn
+from seq2seq.model.cells import make_rnn_layer
+from seq2seq.model.precomputed_rnn import PrecomputedInputGRU, PrecomputedInputLSTM
 
 PAIRS = [(keras.layers.GRU, PrecomputedInputGRU), (keras.layers.LSTM, PrecomputedInputLSTM)]
 

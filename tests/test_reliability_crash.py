@@ -20,12 +20,16 @@ import yaml
 from conftest import write_synthetic_parallel
 
 from pipelines.tokenizers import load_tokenizer
-from seq2seq import training
+from seq2seq import model_dir as training_files
+from seq2seq.training.losses import MaskedAccuracy
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
-from seq2seq.export import load_saved_model, save_atomically
-from seq2seq.models import build_model
-from seq2seq.training import NonFiniteLossError, compile_model, fit, list_checkpoints
+from seq2seq.serving.export import load_saved_model, save_atomically
+from seq2seq.model.seq2seq import build_model
+from seq2seq.training.fit import compile_model, fit
+from seq2seq.training.trainer import build_trainable_model
+from seq2seq.model_dir import list_checkpoints
+from seq2seq.errors import NonFiniteLossError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,7 +49,7 @@ def batches():
 
 
 def weights_finite(path, config) -> tuple[bool, int]:
-    model = compile_model(build_model(config, 10, 10), config.train)
+    model = compile_model(build_trainable_model(config, 10, 10), config.train)
     model.load_weights(path)
     return all(np.isfinite(w).all() for w in model.get_weights()), int(model.optimizer.iterations)
 
@@ -104,7 +108,7 @@ def test_sigkill_during_training_then_same_command_resumes_and_finishes(tmp_path
 
 def test_interrupted_checkpoint_leaves_no_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
     config = tiny(3)
-    model = compile_model(build_model(config, 10, 10), config.train)
+    model = compile_model(build_trainable_model(config, 10, 10), config.train)
     fit(model, batches(), None, config.train, str(tmp_path), verbose=0)
     assert [step for step, _ in list_checkpoints(str(tmp_path))] == [3]
 
@@ -115,24 +119,24 @@ def test_interrupted_checkpoint_leaves_no_file_and_keeps_the_previous_one(tmp_pa
 
     monkeypatch.setattr(keras.Model, "save_weights", half_written_then_crash)
     config = tiny(6)
-    resumed = compile_model(build_model(config, 10, 10), config.train)
+    resumed = compile_model(build_trainable_model(config, 10, 10), config.train)
     with pytest.raises(OSError, match="disk full"):
         fit(resumed, batches(), None, config.train, str(tmp_path), verbose=0)
     monkeypatch.undo()
-    checkpoints = os.path.join(tmp_path, training.CHECKPOINT_DIR)
+    checkpoints = os.path.join(tmp_path, training_files.CHECKPOINT_DIR)
     assert sorted(os.listdir(checkpoints)) == ["ckpt-3.weights.h5"]  # no ckpt-6, no temporary file
     assert weights_finite(os.path.join(checkpoints, "ckpt-3.weights.h5"), config) == (True, 3)
     # and the next run resumes from it
-    again = compile_model(build_model(config, 10, 10), config.train)
+    again = compile_model(build_trainable_model(config, 10, 10), config.train)
     assert fit(again, batches(), None, config.train, str(tmp_path), verbose=0)["start_step"] == 3
 
 
 def test_interrupted_keras_model_save_leaves_nothing(tmp_path, monkeypatch):
     config = tiny(1)
-    model = compile_model(build_model(config, 10, 10), config.train)
+    model = compile_model(build_trainable_model(config, 10, 10), config.train)
     model.fit(batches(), steps_per_epoch=1, epochs=1, verbose=0)
     path = str(tmp_path / "model.keras")
-    training.atomic_save_model(model, path)
+    training_files.atomic_save_model(model, path)
     before = open(path, "rb").read()
 
     def crash(self, filepath, *args, **kwargs):
@@ -142,7 +146,7 @@ def test_interrupted_keras_model_save_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        training.atomic_save_model(model, path)
+        training_files.atomic_save_model(model, path)
     assert open(path, "rb").read() == before and leftovers(tmp_path) == []
 
 
@@ -200,14 +204,14 @@ def test_nan_loss_stops_training_with_clear_error_and_keeps_last_good_checkpoint
     # The update taken at step index 5 (the 6th) writes NaN weights; ckpt-6 would be saved right after it,
     # before any loss computed from those weights has been seen.
     model.optimizer = keras.optimizers.Adam(learning_rate=NanFromStep(5))
-    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=[training.MaskedAccuracy()])
+    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=[MaskedAccuracy()])
     model.optimizer.build(model.trainable_variables)
     with pytest.raises(NonFiniteLossError, match=r"NaN or infinite.*ckpt-3\.weights\.h5 is kept") as error:
         fit(model, batches(), None, config.train, str(tmp_path), verbose=0)
     assert "train.learning_rate" in str(error.value)
     assert [step for step, _ in list_checkpoints(str(tmp_path))] == [3]
     assert weights_finite(list_checkpoints(str(tmp_path))[0][1], config)[0]  # (its optimizer differs: not compared)
-    assert not os.path.exists(tmp_path / training.BEST_WEIGHTS)
+    assert not os.path.exists(tmp_path / training_files.BEST_WEIGHTS)
 
 
 def test_nan_loss_through_the_cli_exits_nonzero_with_one_error_line(tmp_path, capsys, monkeypatch):
@@ -233,7 +237,7 @@ def test_nan_loss_through_the_cli_exits_nonzero_with_one_error_line(tmp_path, ca
     reference = config_from_dict(yaml.safe_load(config.read_text()))
     sizes = [load_tokenizer(str(model_dir / "tokenizers"), side).vocab_size for side in ("source", "target")]
     for _, path in kept:  # whatever was kept has finite weights
-        model = compile_model(build_model(reference, *sizes), reference.train)
+        model = compile_model(build_trainable_model(reference, *sizes), reference.train)
         model.load_weights(path)
         assert all(np.isfinite(w).all() for w in model.get_weights())
-    assert not os.path.exists(model_dir / training.BEST_WEIGHTS)
+    assert not os.path.exists(model_dir / training_files.BEST_WEIGHTS)

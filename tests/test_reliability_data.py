@@ -21,7 +21,8 @@ from pipelines.captioning import make_captioning_dataset
 from pipelines.text import normalize
 from pipelines.tokenizers import train_sentencepiece, train_word_vocabulary
 from pipelines.vocab import UNK_ID
-from seq2seq import translation
+from seq2seq import runner
+from seq2seq.tasks import translation
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.evaluation import corpus_bleu
@@ -157,8 +158,8 @@ def test_sentence_fifty_times_the_limit_is_dropped_and_counted_in_a_real_trainin
     source, target, long_source = _with_long_sentence(tmp_path, max_length)
     config = parallel_config(source, target, max_source_length=max_length, max_target_length=max_length,
                              test_fraction=0.1)
-    with caplog.at_level(logging.INFO, logger="seq2seq.translation"):
-        metrics = translation.train(config, str(tmp_path / "model"), verbose=0)
+    with caplog.at_level(logging.INFO, logger="seq2seq.tasks.translation"):
+        metrics = runner.train(config, str(tmp_path / "model"), verbose=0)
     assert metrics["steps"] == TINY_TRAIN["max_steps"]  # every step ran: no crash mid-epoch
     # the long pair is in the training split (split by source hash); the log gives the exact counts
     assert translation.readers.split_of(long_source, 0, 0.0, 0.1) == "train"

@@ -1,12 +1,12 @@
-"""Tests for seq2seq.layers.rnn.StackedRNN."""
+"""Tests for seq2seq.model.rnn.StackedRNN."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.layers.cells import CELLS
-from seq2seq.layers.rnn import StackedRNN
+from seq2seq.model.cells import CELLS
+from seq2seq.model.rnn import StackedRNN
 
 RNG = np.random.default_rng(1)
 

@@ -1,60 +1,53 @@
-"""Tests for seq2seq.tbptt (truncated backpropagation through time)."""
+"""Tests for seq2seq.training.tbptt (truncated backpropagation through time)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.layers.rnn import StackedRNN
-from seq2seq.tbptt import TBPTTTrainer, run_windows, split_windows, tbptt_train_step
+from seq2seq.model.rnn import StackedRNN
+from seq2seq.training.tbptt import window_loop
 
 RNG = np.random.default_rng(3)
 
 
 class Forecaster:
-    """StackedRNN + Dense next-value model exposing a TBPTT step."""
+    """StackedRNN + Dense next-value model; `window_step` is its TBPTT window for `window_loop`."""
 
     def __init__(self, units=8, kind="gru", num_layers=1):
         self.rnn = StackedRNN(kind, units, num_layers=num_layers)
         self.head = keras.layers.Dense(1)
-        self.outputs = []
-        self.record = False
 
-    def __call__(self, window, state):
-        x, y = window
+    def predict(self, x, state=None):
         out, new_state = self.rnn(x, initial_state=state)
-        pred = self.head(out)
-        if self.record:
-            self.outputs.append(pred)
-        return tf.reduce_mean(tf.square(pred - y)), new_state
+        return self.head(out), list(new_state)
 
-    @property
-    def trainable_variables(self):
-        return self.rnn.trainable_variables + self.head.trainable_variables
+    def window_step(self, x, y, optimizer=None):
+        """A `window_loop` step over inputs x [batch, T, d] and targets y [batch, T, 1] (an update per window)."""
 
+        def step(start, stop, state):
+            with tf.GradientTape() as tape:
+                pred, new_state = self.predict(x[:, start:stop], state)
+                loss = tf.reduce_mean(tf.square(pred - y[:, start:stop]))
+            if optimizer is not None:
+                variables = self.rnn.trainable_variables + self.head.trainable_variables
+                optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss, new_state, pred
 
-def test_split_windows():
-    x = np.arange(2 * 7 * 3).reshape(2, 7, 3)
-    windows = split_windows(x, 3)
-    assert [w.shape[1] for w in windows] == [3, 3, 1]
-    np.testing.assert_array_equal(tf.concat(windows, 1).numpy(), x)
-    with pytest.raises(ValueError, match="positive"):
-        split_windows(x, 0)
-    with pytest.raises(ValueError):
-        split_windows(np.zeros(4), 2)
+        return step
+
+    def zero_state(self, batch):
+        return [tf.zeros((batch, n)) for n in self.rnn.state_sizes]
 
 
 def test_tbptt_forward_equals_full_unroll():
     model = Forecaster(units=6, kind="lstm", num_layers=2)
     x = RNG.normal(size=(3, 11, 2)).astype("float32")
     y = RNG.normal(size=(3, 11, 1)).astype("float32")
-    full_out, full_state = model.rnn(x)
-    model.record = True
-    losses, state = run_windows(model, x, 4, targets=y)
-    assert len(losses) == 3
-    windowed = tf.concat(model.outputs, axis=1)
-    np.testing.assert_allclose(windowed.numpy(), model.head(full_out).numpy(),
-                               atol=1e-5)
+    full_pred, full_state = model.predict(x)
+    losses, state, windowed = window_loop(model.window_step(x, y), 11, 4, model.zero_state(3))
+    assert losses.shape == (3,)
+    np.testing.assert_allclose(windowed.numpy(), full_pred.numpy(), atol=1e-5)
     for a, b in zip(state, full_state):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
@@ -63,33 +56,39 @@ def test_tbptt_no_gradient_across_window_boundary():
     model = Forecaster(units=5)
     x = tf.constant(RNG.normal(size=(2, 8, 2)).astype("float32"))
     y = tf.constant(RNG.normal(size=(2, 8, 1)).astype("float32"))
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        losses, _ = run_windows(model, x, 4, targets=y)
-    g2 = tape.gradient(losses[1], x,
-                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    assert np.all(g2.numpy()[:, :4] == 0.0)          # window 1: exactly zero
-    assert np.abs(g2.numpy()[:, 4:]).sum() > 0       # window 2: real gradient
+    model.predict(x)  # creates the weights outside the tf.function
+
+    @tf.function
+    def second_window_gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            losses, _, _ = window_loop(model.window_step(x, y), 8, 4, model.zero_state(2))
+            second = losses[1]
+        return tape.gradient(second, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    g2 = second_window_gradient(x)
+    assert np.all(g2.numpy()[:, :4] == 0.0)  # window 1: exactly zero
+    assert np.abs(g2.numpy()[:, 4:]).sum() > 0  # window 2: real gradient
     # Without truncation the same loss does depend on window-1 inputs.
     with tf.GradientTape() as tape:
         tape.watch(x)
-        out, _ = model.rnn(x)
-        loss2 = tf.reduce_mean(tf.square(model.head(out)[:, 4:] - y[:, 4:]))
+        pred, _ = model.predict(x)
+        loss2 = tf.reduce_mean(tf.square(pred[:, 4:] - y[:, 4:]))
     assert np.abs(tape.gradient(loss2, x).numpy()[:, :4]).sum() > 0
 
 
-def test_tbptt_one_update_per_window_and_state_reset():
+def test_tbptt_one_update_per_window():
     model = Forecaster(units=4)
     opt = keras.optimizers.SGD(0.01)
     x = RNG.normal(size=(2, 10, 1)).astype("float32")
     y = RNG.normal(size=(2, 10, 1)).astype("float32")
-    losses, state = tbptt_train_step(model, opt, x, y, 3)
+    model.predict(x[:, :1])
+    opt.build(model.rnn.trainable_variables + model.head.trainable_variables)
+    losses, state, _ = window_loop(model.window_step(x, y, opt), 10, 3, model.zero_state(2))
     assert losses.shape == (4,) and int(opt.iterations) == 4
     assert [tuple(s.shape) for s in state] == [(2, 4)]
-    losses, _ = tbptt_train_step(model, opt, x, y, 3,
-                                 initial_state=model.rnn.get_initial_state(2),
-                                 variables=lambda: model.trainable_variables)
-    assert int(opt.iterations) == 8
+    with pytest.raises(ValueError, match="positive"):
+        window_loop(model.window_step(x, y), 10, 0, model.zero_state(2))
 
 
 def _sine_batch(rng, batch=16, time=40):
@@ -104,19 +103,19 @@ def test_tbptt_trains_time_series():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     model = Forecaster(units=16, kind="gru")
-    trainer = TBPTTTrainer(model, keras.optimizers.Adam(0.02), k=10)
+    opt = keras.optimizers.Adam(0.02)
     eval_x, eval_y = _sine_batch(rng, batch=32)
 
     def eval_loss():
-        losses, _ = run_windows(model, eval_x, 10, targets=eval_y)
+        losses, _, _ = window_loop(model.window_step(eval_x, eval_y), 40, 10, model.zero_state(32))
         return float(tf.reduce_mean(losses))
 
     before = eval_loss()
+    opt.build(model.rnn.trainable_variables + model.head.trainable_variables)
     for _ in range(40):
         x, y = _sine_batch(rng)
-        trainer(x, y)
+        window_loop(model.window_step(x, y, opt), 40, 10, model.zero_state(16))
     after = eval_loss()
-    print(f"sine forecaster eval MSE {before:.4f} -> {after:.4f}")
     assert after < before / 5, (before, after)
 
 
@@ -124,9 +123,10 @@ def test_tbptt_trains_time_series():
 # Truncated BPTT inside Seq2Seq / model.fit (train.tbptt_steps)
 
 from seq2seq.config import config_from_dict  # noqa: E402
-from seq2seq.models import build_model  # noqa: E402
-from seq2seq.tbptt import window_loop  # noqa: E402
-from seq2seq.training import compile_model, fit, list_checkpoints  # noqa: E402
+from seq2seq.model.seq2seq import build_model  # noqa: E402
+from seq2seq.training.fit import compile_model, fit  # noqa: E402
+from seq2seq.training.trainer import build_trainable_model
+from seq2seq.model_dir import list_checkpoints  # noqa: E402
 
 
 def _config(tbptt_steps=None, **decoder):
@@ -193,7 +193,7 @@ def test_seq2seq_tbptt_trains_copy_task():
     # 0.005 rather than _config's 0.01: at 0.01 this run is unstable (gradient norms spike past 10) and its
     # final loss swung between 1.0 and 2.8 with a 3 % change of the clipping threshold.
     config.train.learning_rate = 0.005
-    model = compile_model(build_model(config, 12, 12), config.train)
+    model = compile_model(build_trainable_model(config, 12, 12), config.train)
     assert model.tbptt_steps == 3
     batches = [_copy_batch(rng) for _ in range(30)]
     data = tf.data.Dataset.from_generator(
@@ -213,7 +213,7 @@ def test_seq2seq_tbptt_trains_copy_task():
 
 def test_tbptt_steps_from_config_through_fit(tmp_path):
     config = _config(2)
-    model = compile_model(build_model(config, 12, 12), config.train)
+    model = compile_model(build_trainable_model(config, 12, 12), config.train)
     batch = _copy_batch(np.random.default_rng(3), batch=4, length=2)  # T = 3
     data = tf.data.Dataset.from_tensors(batch)
     result = fit(model, data.repeat(), data, config.train, str(tmp_path),
@@ -222,6 +222,6 @@ def test_tbptt_steps_from_config_through_fit(tmp_path):
     assert result["final_step"] == 6
     assert [step for step, _ in list_checkpoints(str(tmp_path))] == [4, 6]
     with pytest.raises(ValueError, match="tbptt_steps"):
-        build_model(config_from_dict({
+        build_trainable_model(config_from_dict({
             "data": {"path": "unused.tsv"},
             "train": {"tbptt_steps": 2, "doubly_stochastic": 1.0}}), 12, 12)

@@ -6,7 +6,8 @@ import keras
 from keras import ops
 
 from pipelines.vocab import PAD_ID
-from seq2seq.layers.rnn import StackedRNN
+from seq2seq.model.rnn import StackedRNN
+from seq2seq.registry import Registry
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -78,3 +79,22 @@ class RecurrentEncoder(keras.layers.Layer):
             "merge_mode": self.merge_mode, "dropout": self.dropout, "residual": self.residual,
             "embedding_trainable": self.embedding_trainable,
         }
+
+
+ENCODERS = Registry("encoder", "model.encoder.type")
+
+
+@ENCODERS.register("recurrent")
+def recurrent_encoder(encoder: dict, embedding: dict, source_vocab_size, inputs_are_features=False, name="encoder"):
+    """A `RecurrentEncoder` from the `model.encoder` and `model.embedding` config sections (plain dicts).
+
+    Raises:
+      ValueError: `source_vocab_size` is None (a text encoder needs a source vocabulary).
+    """
+    if source_vocab_size is None:
+        raise ValueError("a recurrent encoder needs source_vocab_size")
+    return RecurrentEncoder(
+        source_vocab_size, embedding["dim"], cell=encoder["cell"], units=encoder["units"],
+        num_layers=encoder["layers"], bidirectional=encoder["bidirectional"], merge_mode=encoder["merge_mode"],
+        dropout=encoder["dropout"], residual=encoder["residual"],
+        embedding_trainable=embedding["trainable"] or not embedding.get("source_pretrained"), name=name)

@@ -25,6 +25,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from seq2seq import compat
+from seq2seq.model.encoders import ENCODERS
+
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
@@ -209,12 +212,10 @@ def build_backbone(name: str = "MobileNetV2", weights="imagenet", trainable=Fals
     except Exception as err:  # noqa: BLE001 - re-raised with context below
         message = str(err)
         if weights == "imagenet" and ("URL fetch failure" in message or isinstance(err, OSError)):
-            from keras.src.backend.config import keras_home
-
             raise BackboneWeightsUnavailableError(
                 f"could not download ImageNet weights for {name} (alpha={alpha}, {height}x{width}): {message}\n"
                 f"No network? Pass weights=<path to the no-top .h5 file> (e.g. from /work/shared/weights), or put "
-                f"that file in $KERAS_HOME/models/ (now {os.path.join(keras_home(), 'models')}) and keep weights='imagenet'."
+                f"that file in $KERAS_HOME/models/ (now {os.path.join(compat.keras_home(), 'models')}) and keep weights='imagenet'."
             ) from err
         if weights not in (None, "imagenet"):
             raise ValueError(
@@ -461,3 +462,9 @@ class ImageEncoder(keras.layers.Layer):
         config = dict(config)
         config.pop("load_backbone_weights", None)
         return cls(**config, load_backbone_weights=False)
+
+
+@ENCODERS.register("image")
+def image_encoder(encoder: dict, embedding: dict, source_vocab_size=None, inputs_are_features=False, name="encoder"):
+    """An `ImageEncoder` from the `model.encoder` config section (a plain dict; `embedding` is unused)."""
+    return ImageEncoder.from_model_config(encoder, inputs_are_features=inputs_are_features, name=name)

@@ -21,10 +21,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from seq2seq.layers.attention import MemoryAttention
-from seq2seq.layers.rnn import StackedRNN
+from seq2seq.model.attention import ATTENTIONS, MemoryAttention
+from seq2seq.model.rnn import StackedRNN
 
-ATTENTIONS = ("bahdanau", "luong", "none")
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -35,7 +34,7 @@ class RecurrentDecoder(keras.layers.Layer):
       vocab_size: int, target vocabulary size V (ids 0..V-1; id 0 is padding).
       embedding_dim: int, size of the target word embeddings.
       memory_dim: int, size of the encoder memory vectors that attention reads.
-      cell: "simple" | "gru" | "lstm" | "peephole_lstm" (see `seq2seq.layers.cells`).
+      cell: "simple" | "gru" | "lstm" | "peephole_lstm" (see `seq2seq.model.cells`).
       units: int, recurrent size (also the size of the attentional vector h̃).
       num_layers: int, stacked recurrent layers.
       attention: "bahdanau" | "luong" | "none".
@@ -56,6 +55,7 @@ class RecurrentDecoder(keras.layers.Layer):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; allowed values: {', '.join(ATTENTIONS)}")
+        score = ATTENTIONS.get(attention)
         self.vocab_size = int(vocab_size)
         self.embedding_dim = int(embedding_dim)
         self.memory_dim = int(memory_dim)
@@ -64,7 +64,7 @@ class RecurrentDecoder(keras.layers.Layer):
         self.num_layers = int(num_layers)
         self.attention_kind = attention
         self.attention_units = attention_units
-        self.input_feeding = bool(input_feeding) and attention != "none"
+        self.input_feeding = bool(input_feeding) and score is not None
         self.dropout = float(dropout)
         self.residual = bool(residual)
         self.embedding_trainable = bool(embedding_trainable)
@@ -76,8 +76,8 @@ class RecurrentDecoder(keras.layers.Layer):
                               residual=self.residual, name="decoder_rnn")
         self.input_dropout = keras.layers.Dropout(self.dropout)
         self.output_dropout = keras.layers.Dropout(self.dropout)
-        if attention != "none":
-            size = self.units if attention == "luong" else (attention_units or self.units)
+        if score is not None:
+            size = score.size(self.units, attention_units)
             # Attention scores and softmax stay float32 under mixed precision.
             self.attention = MemoryAttention(size, score=attention, name="attention", dtype="float32")
             self.attentional = keras.layers.Dense(self.units, activation="tanh", use_bias=False, name="attentional")

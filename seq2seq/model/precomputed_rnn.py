@@ -19,7 +19,7 @@ They fall back to the stock implementation — cuDNN where Keras can use it — 
 * ``recurrent_dropout > 0`` (the per-step recurrent mask lives in the cell);
 * a GRU uses ``reset_after=False`` (the reset gate multiplies the state *before* its projection).
 
-They use ``keras.src.backend.rnn``, the loop Keras' own layers use (Keras is pinned in requirements.txt).
+They run on ``keras.src.backend.rnn``, the loop Keras' own layers use, reached through `seq2seq.compat`.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 from keras import ops
-from keras.src import backend as keras_backend
+
+from seq2seq import compat
 
 
 def _gpu_visible() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
-class _PrecomputedInputMixin:
+class _PrecomputedInputMixin(compat.InnerLoopHook):
     """Shared ``inner_loop`` of :class:`PrecomputedInputGRU` and :class:`PrecomputedInputLSTM`.
 
     Subclasses provide ``_input_bias()`` (float ``[gates·units]`` or None), ``_recurrent_step(x_proj_t,
@@ -44,9 +45,10 @@ class _PrecomputedInputMixin:
     def _precompute_applies(self) -> bool:
         return not self.cell.recurrent_dropout and not _gpu_visible()
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def precomputed_inner_loop(self, sequences, initial_state, mask, training=False):
+        """The recurrence over `sequences` with their input projection done first (NotImplemented: stock)."""
         if not self._precompute_applies():
-            return super().inner_loop(sequences, initial_state, mask, training=training)
+            return NotImplemented
         if training and self.cell.dropout:
             # The mask `RNN.call` drew for this sequence (cached on the cell): the same one at every step.
             dropout_mask = self.cell.get_dropout_mask(sequences[:, 0, :])
@@ -57,7 +59,7 @@ class _PrecomputedInputMixin:
             projected = projected + bias
         if not isinstance(initial_state, (list, tuple)):
             initial_state = [initial_state]
-        return keras_backend.rnn(
+        return compat.rnn_loop(
             self._recurrent_step,
             projected,
             list(initial_state),

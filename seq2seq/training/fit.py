@@ -1,4 +1,4 @@
-"""Teacher-forced training: masked loss and accuracy, optimizer, checkpoints with resume, callbacks.
+"""Teacher-forced training: optimizer, compile, checkpoints with resume, callbacks, `fit`.
 
 Checkpoints are `checkpoints/ckpt-<step>.weights.h5` in the model directory: model weights and the optimizer
 state (its step counter included), each written to a temporary file and renamed, so a crash never leaves a
@@ -10,28 +10,24 @@ exact remaining examples of the interrupted pass.
 
 from __future__ import annotations
 
-import glob
 import logging
 import math
 import os
-import re
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.atomic import atomic_path
 from seq2seq.config import TrainConfig
-from seq2seq.distribute import write_dir
-from seq2seq.losses import MaskedAccuracy, MaskedCrossEntropy
-from seq2seq.optimizers import FusedAdam
+from seq2seq.errors import NonFiniteLossError
+from seq2seq.model_dir import BEST_WEIGHTS, CHECKPOINT_DIR, atomic_save_weights, list_checkpoints
+from seq2seq.training.distribute import write_dir
+from seq2seq.training.losses import MaskedAccuracy, MaskedCrossEntropy
+from seq2seq.training.optimizers import FusedAdam
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-BEST_WEIGHTS = "best.weights.h5"
-_CKPT_RE = re.compile(r"ckpt-(\d+)\.weights\.h5$")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -70,45 +66,6 @@ def compile_model(model: keras.Model, train: TrainConfig) -> keras.Model:
 
 # --------------------------------------------------------------------------------------------------
 # Checkpoints
-
-
-def atomic_save_weights(model: keras.Model, path: str) -> None:
-    """`model.save_weights(path)` through a temporary file in the same folder and a rename."""
-    with atomic_path(path) as tmp:
-        model.save_weights(tmp)
-
-
-def atomic_save_model(model: keras.Model, path: str) -> None:
-    """`model.save(path)` (Keras `.keras` format) through a temporary file in the same folder and a rename."""
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-
-
-def trained_weights_path(model_dir: str) -> str:
-    """The weights a trained model directory serves: `best.weights.h5`, else the newest checkpoint.
-
-    Raises:
-      ModelDirError: no trained weights in `model_dir` yet.
-    """
-    from seq2seq.model_dir import ModelDirError
-
-    weights = os.path.join(model_dir, BEST_WEIGHTS)
-    if os.path.exists(weights):
-        return weights
-    checkpoints = list_checkpoints(model_dir)
-    if not checkpoints:
-        raise ModelDirError(f"{model_dir!r} has no trained weights yet (no {BEST_WEIGHTS}, no checkpoints)")
-    return checkpoints[-1][1]
-
-
-def list_checkpoints(model_dir: str) -> list[tuple[int, str]]:
-    """(step, path) of every complete checkpoint in `model_dir`, oldest first."""
-    found = []
-    for path in glob.glob(os.path.join(model_dir, CHECKPOINT_DIR, "ckpt-*.weights.h5")):
-        match = _CKPT_RE.search(os.path.basename(path))
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
 
 
 def _with_known_length(dataset):
@@ -246,10 +203,6 @@ class BestWeights(keras.callbacks.Callback):
         if value is not None and np.isfinite(value) and value < self.best:
             self.best = float(value)
             atomic_save_weights(self.model, self.path)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
 
 
 def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,

@@ -1,4 +1,4 @@
-"""Pretrained word vectors, embedding layers, neighbours and projector export.
+"""Pretrained word vectors: reading vector files, filling a model's embeddings, neighbours, projector export.
 
 Reads word2vec text files (Mikolov et al. 2013, "Efficient Estimation of Word
 Representations in Vector Space"; first line ``"N D"``) and GloVe files
@@ -9,13 +9,17 @@ separated by single spaces.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 
-import keras
 import numpy as np
+import tensorflow as tf
 
 from pipelines.atomic import write_atomically
 from pipelines.vocab import PAD_ID
+from seq2seq.config import Config, ConfigError, resolve_path
+
+log = logging.getLogger(__name__)
 
 
 def _open_text(path):
@@ -153,40 +157,6 @@ def load_pretrained_vectors(path, vocabulary, dim, seed=0):
     return matrix, coverage
 
 
-def make_embedding(vocab_size, dim, pretrained_matrix=None, trainable=True,
-                   mask_zero=True, name=None):
-    """Create a ``keras.layers.Embedding`` optionally set to pretrained vectors.
-
-    Args:
-        vocab_size: int, number of ids.
-        dim: int, vector size.
-        pretrained_matrix: optional float ``[vocab_size, dim]`` (e.g. from
-            :func:`load_pretrained_vectors`); it is loaded as the initial
-            weights (not stored in the layer config, so ``.keras`` files stay
-            small and round-trip through the saved weights).
-        trainable: bool (default True); False freezes the vectors.
-        mask_zero: bool (default True), ``PAD_ID = 0`` produces a mask.
-        name: optional layer name.
-
-    Returns:
-        ``keras.layers.Embedding``: int ``[batch, time]`` -> float32
-        ``[batch, time, dim]``.
-
-    Raises:
-        ValueError: ``pretrained_matrix`` of the wrong shape.
-    """
-    weights = None
-    if pretrained_matrix is not None:
-        weights = np.asarray(pretrained_matrix, dtype=np.float32)
-        if weights.shape != (vocab_size, dim):
-            raise ValueError(
-                f"pretrained_matrix has shape {weights.shape}, expected "
-                f"({vocab_size}, {dim}).")
-    return keras.layers.Embedding(vocab_size, dim, mask_zero=mask_zero,
-                                  weights=weights, trainable=trainable,
-                                  name=name)
-
-
 def _matrix_and_vocabulary(matrix, vocabulary, dtype):
     """(matrix as a 2-D array of `dtype`, vocabulary as a list); ValueError when their row counts differ."""
     matrix = np.asarray(matrix, dtype=dtype)
@@ -266,3 +236,78 @@ def export_projector(matrix, vocabulary, directory):
     write_atomically(metadata_path,
                   "".join(_clean_label(w) + "\n" for w in vocabulary))
     return vectors_path, metadata_path
+
+
+SENTENCEPIECE_SPACE = "\u2581"  # "▁", SentencePiece's word-start marker
+
+
+def tokenizer_pieces(tokenizer) -> list[str]:
+    """Every piece of `tokenizer` in id order (ids 0 .. vocab_size-1), as str."""
+    ids = tf.range(tokenizer.vocab_size, dtype=tf.int32)
+    return [piece.decode("utf-8") for piece in tokenizer.id_to_piece(ids).numpy()]
+
+
+def lookup_words(pieces) -> list[str]:
+    """The word to look up in a vector file for each piece: the piece without SentencePiece's leading '▁'."""
+    return [p[len(SENTENCEPIECE_SPACE):] if p.startswith(SENTENCEPIECE_SPACE) else p for p in pieces]
+
+
+def _plan(model, config: Config, source_tok, target_tok):
+    """[(config key, vector file, embedding layer, tokenizer)] for each embedding that gets vectors."""
+    emb = config.model.embedding
+    if emb.share:
+        if emb.pretrained and emb.source_pretrained and emb.pretrained != emb.source_pretrained:
+            raise ConfigError("model.embedding.share: one shared embedding cannot load two vector files "
+                              f"(pretrained {emb.pretrained!r}, source_pretrained {emb.source_pretrained!r})")
+        key = "model.embedding.pretrained" if emb.pretrained else "model.embedding.source_pretrained"
+        return [(key, emb.pretrained or emb.source_pretrained, model.decoder.embedding, target_tok)]
+    plan = [("model.embedding.pretrained", emb.pretrained, model.decoder.embedding, target_tok)]
+    if emb.source_pretrained:
+        if source_tok is None or not hasattr(model.encoder, "embedding"):
+            raise ConfigError("model.embedding.source_pretrained: this model has no source text embedding "
+                              "(image encoder); remove the key")
+        plan.append(("model.embedding.source_pretrained", emb.source_pretrained, model.encoder.embedding,
+                     source_tok))
+    return plan
+
+
+def apply_pretrained_embeddings(model, config: Config, source_tok, target_tok) -> dict:
+    """Copy pretrained vectors into `model`'s embedding matrices for the tokenizers' vocabularies.
+
+    Each piece is looked up without SentencePiece's '▁' marker, exactly and then lowercased; rows without
+    a vector are random N(0, σ²) with σ the spread of the found vectors; the padding row is zeros. The
+    coverage (found / total, PAD excluded) is logged for each file.
+
+    Args:
+      model: a built `seq2seq.model.seq2seq.Seq2Seq` (before training; a later checkpoint restore overrides it).
+      config: the experiment Config (`model.embedding.*`; relative paths resolve against the data folder).
+      source_tok, target_tok: the tokenizers (`id_to_piece`, `vocab_size`); source_tok may be None for
+        captioning.
+
+    Returns:
+      dict config key -> coverage dict {"found", "total", "fraction", "exact", "lowercase", "path"};
+      empty when no pretrained file is configured.
+
+    Raises:
+      ConfigError: the file's vectors do not have `model.embedding.dim` values, a malformed line (the
+        message names the key and file:line), or impossible combinations (see `_plan`).
+      FileNotFoundError: a configured vector file does not exist (named with its key).
+    """
+    coverage = {}
+    for key, path, layer, tokenizer in _plan(model, config, source_tok, target_tok):
+        if not path:
+            continue
+        resolved = resolve_path(config, path)
+        try:
+            matrix, found = load_pretrained_vectors(resolved, lookup_words(tokenizer_pieces(tokenizer)),
+                                                    config.model.embedding.dim, seed=config.train.seed)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{key}: vector file {resolved!r} not found") from None
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err} (model.embedding.dim is {config.model.embedding.dim})") from None
+        layer.embeddings.assign(matrix)
+        log.info("%s: %d/%d vocabulary entries found in %s (%.1f%%; %d exact, %d lowercased)", key,
+                 found["found"], found["total"], resolved, 100.0 * found["fraction"], found["exact"],
+                 found["lowercase"])
+        coverage[key] = {**found, "path": resolved}
+    return coverage

@@ -1,7 +1,7 @@
 """Masked token-level loss and accuracy for teacher-forced decoders (padding never counts).
 
 Kept apart from the training loop so that loading a saved `model.keras` (which names them) needs only
-`seq2seq.models`, which imports this module.
+`seq2seq.model.seq2seq`, which imports this module.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """SavedModel export and loading (strings in → strings out).
 
-A translation export has the signatures
-  `serving_default`: text tf.string [batch] → translation tf.string [batch], score float32 [batch];
-  `translate_nbest`: text tf.string [batch] → translations tf.string [batch, n_best], scores float32 [batch, n_best].
-A captioning export has
-  `serving_default`: image_bytes tf.string [batch] (encoded JPEG/PNG/...) → caption tf.string [batch],
-  score float32 [batch].
+An export has the signatures of its `seq2seq.serving.modules.ServingModule` (see the table there):
+  translation: `serving_default` (text tf.string [batch] → translation tf.string [batch], score float32
+  [batch]), `translate_nbest`, `translate_with_attention`;
+  captioning: `serving_default` (image_bytes tf.string [batch], encoded JPEG/PNG/... → caption, score),
+  `caption_nbest`, `caption_with_attention`.
 Everything (normalisation, tokenisation, encoder, beam search, detokenisation) is inside the graph and uses
 only stock TensorFlow and tensorflow-text ops, so `tf.saved_model.load` in a process that imports only
 `tensorflow` and `tensorflow_text` serves it, and so does TensorFlow Serving with tensorflow-text ops.
@@ -59,15 +58,13 @@ def save_atomically(module: tf.Module, output_dir: str, signatures: dict) -> str
     return output_dir
 
 
-def export_translation(module, output_dir: str) -> str:
-    """Write a `seq2seq.inference.TranslationModule` as a SavedModel (see the module docstring)."""
-    signatures = {"serving_default": module.translate, "translate_nbest": module.translate_nbest}
-    return save_atomically(module, output_dir, signatures)
+def export_module(module, output_dir: str) -> str:
+    """Write a `seq2seq.serving.modules.ServingModule` as a SavedModel with its signatures (atomic).
 
-
-def export_captioning(module, output_dir: str) -> str:
-    """Write a `seq2seq.captioning.CaptioningModule` as a SavedModel (see the module docstring)."""
-    return save_atomically(module, output_dir, {"serving_default": module.caption})
+    Returns:
+      the absolute path of the export.
+    """
+    return save_atomically(module, output_dir, module.signatures())
 
 
 def load_saved_model(export_dir: str):

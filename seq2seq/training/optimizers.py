@@ -6,7 +6,7 @@ its two moment slots. TensorFlow's `ResourceApplyAdam` kernel does the same upda
 Multi30k model (≈ 9 M parameters) that is a measurable share of a CPU training step.
 
 Kept apart from the training loop so that loading a compiled `model.keras` (which names the optimizer)
-needs only `seq2seq.models`, which imports this module.
+needs only `seq2seq.model.seq2seq`, which imports this module.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from seq2seq import compat
+
 
 @keras.saving.register_keras_serializable(package="seq2seq")
-class FusedAdam(keras.optimizers.Adam):
+class FusedAdam(compat.ClipGradientsHook, keras.optimizers.Adam):
     """`keras.optimizers.Adam` (Kingma & Ba, 2015, Algorithm 1 with the "epsilon hat" of section 2) applied
     by `tf.raw_ops.ResourceApplyAdam`.
 
@@ -35,9 +37,10 @@ class FusedAdam(keras.optimizers.Adam):
     a strategy (mirrored and multi-worker variables), or for other dtypes, the stock Keras update runs.
     """
 
-    def _clip_gradients(self, grads):
+    def clip_gradients(self, grads):
+        """Gradients clipped by `global_clipnorm` (`tf.clip_by_global_norm`); None when no clipping is set."""
         if not (self.global_clipnorm and self.global_clipnorm > 0):
-            return super()._clip_gradients(grads)
+            return None
         # `tf.clip_by_global_norm` sums squares with one fused `L2Loss` reduction per tensor (Keras squares
         # each gradient into a temporary first): the same scale, min(1, clip_norm / global norm), and the same
         # NaN result for a non-finite norm. Sparse (IndexedSlices) gradients are densified first, so that a
@@ -52,10 +55,13 @@ class FusedAdam(keras.optimizers.Adam):
             return super().update_step(gradient, variable, learning_rate)
         gradient = tf.convert_to_tensor(gradient, dtype=tf.float32)  # densifies an IndexedSlices gradient
         step = tf.cast(self.iterations + 1, tf.float32)
-        index = self._get_variable_index(variable)
+        slots = compat.adam_slots(self, variable)
+        if slots is None:
+            return super().update_step(gradient, variable, learning_rate)
+        momentum, velocity = slots
         beta_1, beta_2 = tf.constant(self.beta_1, tf.float32), tf.constant(self.beta_2, tf.float32)
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
+            var=variable.handle, m=momentum.value.handle, v=velocity.value.handle,
             beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
             lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
             epsilon=tf.constant(self.epsilon, tf.float32), grad=gradient, use_locking=False)

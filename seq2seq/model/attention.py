@@ -8,12 +8,20 @@ per-source work (projecting the memory into keys, done once per sentence) and th
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import keras
 from keras import ops
 
+from seq2seq import compat
+from seq2seq.registry import Registry
+
+ATTENTIONS = Registry("attention", "model.decoder.attention")
+
 
 @keras.saving.register_keras_serializable(package="seq2seq")
-class AdditiveAttention(keras.layers.AdditiveAttention):
+class AdditiveAttention(compat.ScoreHook, keras.layers.AdditiveAttention):
     """`keras.layers.AdditiveAttention` whose score sums over the attention units with a matrix product.
 
     Same arguments, weights (`scale` [units]) and results as the Keras layer (Bahdanau et al., 2015, eq. 6:
@@ -23,7 +31,8 @@ class AdditiveAttention(keras.layers.AdditiveAttention):
     about 2× faster on CPU for a training step's scores (and gradients) at Multi30k sizes.
     """
 
-    def _calculate_scores(self, query, key):
+    def scores(self, query, key):
+        """float32 [batch, query_time, units], [batch, memory_time, units] -> [batch, query_time, memory_time]."""
         features = ops.tanh(ops.expand_dims(query, axis=-2) + ops.expand_dims(key, axis=-3))
         if not self.use_scale:
             return ops.sum(features, axis=-1)
@@ -53,21 +62,18 @@ class MemoryAttention(keras.layers.Layer):
       ValueError: for an unknown `score`.
     """
 
-    SCORES = ("bahdanau", "luong")
-
     def __init__(self, units: int, score: str = "bahdanau", **kwargs):
         super().__init__(**kwargs)
-        if score not in self.SCORES:
-            raise ValueError(f"unknown attention score {score!r}; allowed values: {', '.join(self.SCORES)}")
+        spec = ATTENTIONS.get(score) if score in ATTENTIONS else None
+        if spec is None:
+            scores = ", ".join(name for name in ATTENTIONS if ATTENTIONS.get(name) is not None)
+            raise ValueError(f"unknown attention score {score!r}; allowed values: {scores}")
         self.units = int(units)
         self.score = score
         self.key_projection = keras.layers.Dense(self.units, use_bias=False, name="key_projection")
-        if score == "bahdanau":
-            self.query_projection = keras.layers.Dense(self.units, use_bias=False, name="query_projection")
-            self.scorer = AdditiveAttention(use_scale=True, name="additive")
-        else:
-            self.query_projection = None
-            self.scorer = keras.layers.Attention(use_scale=False, score_mode="dot", name="multiplicative")
+        self.query_projection = (keras.layers.Dense(self.units, use_bias=False, name="query_projection")
+                                 if spec.projects_query else None)
+        self.scorer = spec.scorer()
 
     def build(self, query_shape, keys_shape=None, memory_shape=None, memory_mask_shape=None):
         query_dim = query_shape[-1]
@@ -91,3 +97,30 @@ class MemoryAttention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "score": self.score}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionScore:
+    """One registered attention score.
+
+    Attributes:
+      scorer: zero-argument callable building the Keras scoring layer (called as
+        `scorer([query, memory, keys], mask=[None, memory_mask], return_attention_scores=True)`).
+      projects_query: the query is projected into the attention space first (W_q q).
+      own_units: the attention space has its own size (`model.decoder.attention_units`); else it is the
+        decoder's `units` (the query is compared with the keys directly).
+    """
+
+    scorer: Callable[[], keras.layers.Layer]
+    projects_query: bool
+    own_units: bool
+
+    def size(self, units: int, attention_units: int | None) -> int:
+        """The attention space size for a decoder of `units` and `model.decoder.attention_units`."""
+        return int(attention_units or units) if self.own_units else int(units)
+
+
+ATTENTIONS.register("bahdanau", AttentionScore(lambda: AdditiveAttention(use_scale=True, name="additive"), True, True))
+ATTENTIONS.register("luong", AttentionScore(
+    lambda: keras.layers.Attention(use_scale=False, score_mode="dot", name="multiplicative"), False, False))
+ATTENTIONS.register("none", None)  # no attention: the decoder reads only its initial state

@@ -4,7 +4,7 @@
 layer is the fastest Keras whole-sequence layer for its cell kind
 (``PrecomputedInputGRU`` / ``PrecomputedInputLSTM`` / ``keras.layers.SimpleRNN`` — cuDNN on GPU when the
 configuration allows it — or ``keras.layers.RNN(PeepholeLSTMCell)``), see
-:func:`seq2seq.layers.cells.make_rnn_layer`.
+:func:`seq2seq.model.cells.make_rnn_layer`.
 
 References: Hochreiter & Schmidhuber 1997 (LSTM), Cho et al. 2014 (GRU),
 Gers & Schmidhuber 2000 (peepholes), Schuster & Paliwal 1997 (bidirectional
@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seq2seq.layers.cells import CELLS, make_rnn_layer, state_count
+from seq2seq.model.cells import make_rnn_layer, state_count
 
 _MERGE_MODES = ("concat", "sum")
 # Base keras.layers.Layer arguments (they appear in Layer.get_config()).
@@ -30,7 +30,7 @@ class StackedRNN(keras.layers.Layer):
     """A stack of recurrent layers returning outputs and a flat list of states.
 
     Args:
-        kind: cell kind, one of ``seq2seq.layers.cells.CELLS``
+        kind: cell kind, a name in ``seq2seq.model.cells.CELLS``
             (``"simple"``, ``"gru"``, ``"lstm"``, ``"peephole_lstm"``).
         units: positive int, units per layer and per direction.
         num_layers: positive int (default 1).
@@ -80,10 +80,7 @@ class StackedRNN(keras.layers.Layer):
                         if k in cell_kwargs}
         super().__init__(name=name, dtype=dtype, trainable=trainable,
                          **layer_kwargs)
-        if kind not in CELLS:
-            raise ValueError(
-                f"Unknown recurrent cell kind {kind!r}; allowed values are "
-                f"{', '.join(repr(k) for k in CELLS)}.")
+        state_count(kind)  # ValueError naming the allowed kinds
         if merge_mode not in _MERGE_MODES:
             raise ValueError(
                 f"merge_mode must be one of {_MERGE_MODES}, got "

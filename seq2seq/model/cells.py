@@ -21,22 +21,44 @@ All cells follow the Keras cell protocol:
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import keras
 from keras import ops
 
-from seq2seq.layers.precomputed_rnn import PrecomputedInputGRU, PrecomputedInputLSTM
+from seq2seq.errors import ConfigError
+from seq2seq.model.precomputed_rnn import PrecomputedInputGRU, PrecomputedInputLSTM
+from seq2seq.registry import Registry
 
-CELLS = ("simple", "gru", "lstm", "peephole_lstm")
 
-_STATE_COUNT = {"simple": 1, "gru": 1, "lstm": 2, "peephole_lstm": 2}
+
+@dataclasses.dataclass(frozen=True)
+class CellKind:
+    """One registered recurrent cell kind.
+
+    Attributes:
+      cell: the Keras cell class (one step).
+      layer: callable(**cell_args, **sequence_args) -> whole-sequence Keras layer.
+      states: number of state tensors (1: h; 2: h, c).
+      defaults: constructor defaults that differ from Keras' (e.g. tanh, reset_after).
+    """
+
+    cell: type
+    layer: Callable
+    states: int
+    defaults: dict = dataclasses.field(default_factory=dict)
+
+
+CELLS = Registry("recurrent cell", "model.encoder.cell", "model.decoder.cell")
 
 
 def _check_kind(kind):
-    if kind not in CELLS:
-        raise ValueError(
-            f"Unknown recurrent cell kind {kind!r}; allowed values are "
-            f"{', '.join(repr(k) for k in CELLS)}."
-        )
+    try:
+        CELLS.check(kind)
+    except ConfigError as err:
+        raise ValueError(f"Unknown recurrent cell kind {kind!r}; allowed values are "
+                         f"{', '.join(repr(k) for k in CELLS)}.") from err
 
 
 def state_count(kind: str) -> int:
@@ -49,7 +71,7 @@ def state_count(kind: str) -> int:
         ValueError: unknown ``kind``.
     """
     _check_kind(kind)
-    return _STATE_COUNT[kind]
+    return CELLS.get(kind).states
 
 
 def make_cell(kind: str, units: int, dropout: float = 0.0,
@@ -74,17 +96,9 @@ def make_cell(kind: str, units: int, dropout: float = 0.0,
         ValueError: unknown ``kind`` (message lists the allowed values).
     """
     _check_kind(kind)
-    common = dict(units=units, dropout=dropout,
-                  recurrent_dropout=recurrent_dropout, **kwargs)
-    if kind == "simple":
-        common.setdefault("activation", "tanh")
-        return keras.layers.SimpleRNNCell(**common)
-    if kind == "gru":
-        common.setdefault("reset_after", True)
-        return keras.layers.GRUCell(**common)
-    if kind == "lstm":
-        return keras.layers.LSTMCell(**common)
-    return PeepholeLSTMCell(**common)
+    spec = CELLS.get(kind)
+    args = {**spec.defaults, **kwargs}
+    return spec.cell(units=units, dropout=dropout, recurrent_dropout=recurrent_dropout, **args)
 
 
 def make_rnn_layer(kind: str, units: int, return_sequences: bool = True,
@@ -93,7 +107,7 @@ def make_rnn_layer(kind: str, units: int, return_sequences: bool = True,
     """Create the fastest whole-sequence Keras layer for a cell ``kind``.
 
     ``simple`` maps to ``keras.layers.SimpleRNN``; ``gru``/``lstm`` map to
-    :class:`~seq2seq.layers.precomputed_rnn.PrecomputedInputGRU`
+    :class:`~seq2seq.model.precomputed_rnn.PrecomputedInputGRU`
     (``reset_after=True``) / ``PrecomputedInputLSTM``: the Keras layers (cuDNN
     kernels on GPU when the configuration allows it) with, on CPU, the input
     projection of all time steps computed in one product before the
@@ -106,19 +120,11 @@ def make_rnn_layer(kind: str, units: int, return_sequences: bool = True,
         ValueError: unknown ``kind``.
     """
     _check_kind(kind)
-    seq = dict(return_sequences=return_sequences, return_state=return_state,
-               zero_output_for_mask=return_sequences, name=name)
-    cell_args = dict(units=units, dropout=dropout,
-                     recurrent_dropout=recurrent_dropout, **kwargs)
-    if kind == "simple":
-        cell_args.setdefault("activation", "tanh")
-        return keras.layers.SimpleRNN(**cell_args, **seq)
-    if kind == "gru":
-        cell_args.setdefault("reset_after", True)
-        return PrecomputedInputGRU(**cell_args, **seq)
-    if kind == "lstm":
-        return PrecomputedInputLSTM(**cell_args, **seq)
-    return keras.layers.RNN(PeepholeLSTMCell(**cell_args), **seq)
+    spec = CELLS.get(kind)
+    sequence_args = dict(return_sequences=return_sequences, return_state=return_state,
+                         zero_output_for_mask=return_sequences, name=name)
+    cell_args = dict(units=units, dropout=dropout, recurrent_dropout=recurrent_dropout, **{**spec.defaults, **kwargs})
+    return spec.layer(**cell_args, **sequence_args)
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -227,3 +233,19 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
                 self.peephole_constraint),
         })
         return config
+
+
+def _rnn_of(cell_class: type) -> Callable:
+    """A whole-sequence layer factory: `keras.layers.RNN` over `cell_class`."""
+
+    def layer(return_sequences, return_state, zero_output_for_mask, name, **cell_args):
+        return keras.layers.RNN(cell_class(**cell_args), return_sequences=return_sequences,
+                                return_state=return_state, zero_output_for_mask=zero_output_for_mask, name=name)
+
+    return layer
+
+
+CELLS.register("simple", CellKind(keras.layers.SimpleRNNCell, keras.layers.SimpleRNN, 1, {"activation": "tanh"}))
+CELLS.register("gru", CellKind(keras.layers.GRUCell, PrecomputedInputGRU, 1, {"reset_after": True}))
+CELLS.register("lstm", CellKind(keras.layers.LSTMCell, PrecomputedInputLSTM, 2))
+CELLS.register("peephole_lstm", CellKind(PeepholeLSTMCell, _rnn_of(PeepholeLSTMCell), 2))

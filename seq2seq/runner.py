@@ -1,0 +1,229 @@
+"""One runner for every task: train, load, evaluate, predict, export.
+
+The recipe is written once here and reaches the task only through `seq2seq.tasks.base.Task`:
+
+- `train`: strategy → model directory → tokenizers (chief first) → seed → resume step → trainable model
+  (inside the strategy scope) → datasets → `fit` (checkpoints, best weights) → the serving model with the
+  best weights saved as `model.keras` → evaluation on the test split → metrics.json.
+- `load`: config, tokenizers and a `Seq2Seq` with the trained weights — weights only: no optimizer, no
+  loss, nothing of `seq2seq.training` is imported.
+- `evaluate`, `predict`, `export`: through the task's serving module, the graph a SavedModel holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Iterator, Sequence
+
+import keras
+import tensorflow as tf
+
+from pipelines.tokenizers import load_tokenizer
+from seq2seq import model_dir as md
+from seq2seq.config import Config
+from seq2seq.decoding import decode_settings
+from seq2seq.errors import ModelDirError
+from seq2seq.model.seq2seq import Seq2Seq, build_model
+from seq2seq.serving.export import export_module, load_saved_model
+from seq2seq.serving.modules import ServingModule, predict_batches
+from seq2seq.tasks.base import TASKS, Task, task_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Loaded:
+    """A trained model directory in memory.
+
+    Attributes:
+      config: the config it was trained with.
+      task: its `Task`.
+      model: the `Seq2Seq` with the trained weights (best.weights.h5, else the newest checkpoint).
+      tokenizers: {file stem: tokenizer}, e.g. {"source": ..., "target": ...} or {"caption": ...}.
+    """
+
+    config: Config
+    task: Task
+    model: Seq2Seq
+    tokenizers: dict
+
+
+def _tokenizer_files(task: Task, tok_dir: str) -> list[str]:
+    return [os.path.join(tok_dir, f"{name}.json") for name in task.tokenizer_names()]
+
+
+def _load_tokenizers(task: Task, tok_dir: str) -> dict:
+    return {name: load_tokenizer(tok_dir, name) for name in task.tokenizer_names()}
+
+
+def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
+    """Train (or resume) a model of `config.task` in `model_dir`, then evaluate it on the test split.
+
+    The model is built and compiled inside the `train.strategy` scope (`seq2seq.training.distribute`);
+    `train.batch_size` is the global batch, split across replicas by Keras `fit`.
+
+    Returns:
+      the test metrics (see `evaluate`) plus `train_seconds` (wall time of `fit`) and `steps`. A non-chief
+      worker of a multi-worker run returns only `train_seconds` and `steps` (the chief evaluates).
+
+    Raises:
+      ConfigError, ModelDirError, DataError, FileNotFoundError, ValueError: bad input, before training;
+      NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+    """
+    from seq2seq.training.distribute import chief_first, is_chief, make_strategy
+    from seq2seq.training.fit import compile_model, fit
+    from seq2seq.training.trainer import build_trainable_model
+
+    task = task_for(config)
+    task.check_data()
+    strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
+    tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
+    chief_first(strategy, lambda: (md.prepare(model_dir, config), task.train_tokenizers(tok_dir)),
+                _tokenizer_files(task, tok_dir))
+    keras.utils.set_random_seed(config.train.seed)
+    tokenizers = _load_tokenizers(task, tok_dir)
+    source_size, target_size = task.vocab_sizes(tokenizers)
+    checkpoints = md.list_checkpoints(model_dir)
+    start_step = checkpoints[-1][0] if checkpoints else 0
+    with strategy.scope():  # variables, optimizer state and the compiled step are created per replica
+        model = build_trainable_model(task.model_config(for_training=True), source_size, target_size,
+                                      inputs_are_features=task.inputs_are_features(for_training=True))
+        task.prepare_model(model, tokenizers)
+        compile_model(model, config.train)
+    log.info("model: %d parameters (%d trainable)", model.count_params(),
+             sum(int(keras.ops.size(v)) for v in model.trainable_variables))
+    train_ds, val_ds = task.datasets(tokenizers, model, model_dir, seed_offset=start_step)
+    started = time.time()
+    result = fit(model, train_ds, val_ds, config.train, model_dir, verbose=verbose)
+    seconds = time.time() - started
+    if not is_chief(strategy):  # multi-worker: the chief alone saves the model and evaluates it
+        return {"train_seconds": round(seconds, 1), "steps": result["final_step"]}
+    loaded = load(model_dir)
+    md.atomic_save_model(loaded.model, os.path.join(model_dir, md.MODEL_FILE))
+    metrics = evaluate(model_dir, "test", loaded=loaded)
+    metrics.update({"train_seconds": round(seconds, 1), "steps": result["final_step"],
+                    "inputs_are_features": task.inputs_are_features(for_training=True)})
+    md.update_metrics(model_dir, "test", metrics)
+    return metrics
+
+
+def load(model_dir: str) -> Loaded:
+    """The trained model in `model_dir`, ready to serve: weights only (no optimizer is created).
+
+    Raises:
+      ModelDirError: not a model directory, no tokenizers or no trained weights in it yet.
+    """
+    config = md.read_config(model_dir)
+    task = task_for(config)
+    tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
+    try:
+        tokenizers = _load_tokenizers(task, tok_dir)
+    except (FileNotFoundError, OSError) as err:
+        raise ModelDirError(f"{model_dir!r} has no tokenizers yet ({err}); was training started?") from None
+    weights = md.trained_weights_path(model_dir)
+    source_size, target_size = task.vocab_sizes(tokenizers)
+    model = build_model(task.model_config(for_training=False), source_size, target_size)
+    model.load_weights(weights)  # checkpoints also hold optimizer state, which a serving model skips
+    return Loaded(config, task, model, tokenizers)
+
+
+def serving_module(loaded: Loaded, **decode_overrides) -> ServingModule:
+    """The task's serving module for `loaded`, with `config.decode` (fields overridable, e.g. beam_size=1)."""
+    decode = decode_settings(loaded.config.decode, **decode_overrides)
+    return loaded.task.serving_module(loaded.model, loaded.tokenizers, decode)
+
+
+def predict(module: ServingModule, inputs: Sequence, batch_size: int = 64,
+            progress: bool = False) -> tuple[list[str], list[float]]:
+    """Outputs of `module.best` for `inputs` (sentences, or encoded image bytes), in batches of `batch_size`.
+
+    Returns:
+      (texts: list[str], scores: list[float]) aligned with `inputs`.
+    """
+    return predict_batches(lambda **named: module.best(named[module.INPUT]), module.INPUT, module.OUTPUT, inputs,
+                           batch_size, progress=progress)
+
+
+def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, progress: bool = True,
+             **decode_overrides) -> dict:
+    """The task's metrics of the model in `model_dir` on `split`, also written into metrics.json.
+
+    Returns:
+      dict: split, the number of examples (under the task's unit, e.g. "sentences"), decode_seconds, decode
+      settings, the task's metrics (`Task.metrics`) and the first five examples.
+    """
+    loaded = loaded or load(model_dir)
+    module = serving_module(loaded, **decode_overrides)
+    evaluation = loaded.task.evaluation_set(split)
+    started = time.time()
+    hypotheses, _ = predict(module, evaluation.inputs, loaded.config.decode.batch_size, progress=progress)
+    seconds = time.time() - started
+    metrics = {"split": split, loaded.task.unit: len(evaluation.inputs), "decode_seconds": round(seconds, 2),
+               "decode": dict(module.decode_config)}
+    if evaluation.skipped:
+        metrics[f"skipped_{loaded.task.unit}"] = evaluation.skipped
+    metrics.update(loaded.task.metrics(hypotheses, evaluation.references))
+    metrics["examples"] = loaded.task.examples(evaluation, hypotheses)
+    md.update_metrics(model_dir, split, metrics)
+    return metrics
+
+
+def export(model_dir: str, output_dir: str, **decode_overrides) -> str:
+    """Export the model in `model_dir` as a SavedModel at `output_dir` (atomic); returns its absolute path."""
+    return export_module(serving_module(load(model_dir), **decode_overrides), output_dir)
+
+
+def predict_items(task_name: str, items: Sequence[str], model_dir: str | None = None, saved_model: str | None = None,
+                  n_best: int | None = None, attention_plot: str | None = None, batch_size: int = 64,
+                  **decode_overrides) -> Iterator[tuple[str, str]]:
+    """Outputs for user-given items (sentences, or image paths) from a model directory or an export.
+
+    Unreadable images are skipped with a warning (see `Task.prediction_inputs`). With `n_best` (model directory
+    only) each output is the n best, tab-separated, each followed by its score in parentheses. With
+    `attention_plot` (model directory only) the attention of the first item's best output is drawn there.
+
+    Yields:
+      (item name, output line) in input order.
+
+    Raises:
+      ValueError: neither or both of `model_dir` / `saved_model`; decoding options, n-best or an attention plot
+        with an export (its decoding is fixed when it is exported); an export or model of another task.
+      ModelDirError: `model_dir` is not a trained model directory.
+    """
+    if (model_dir is None) == (saved_model is None):
+        raise ValueError("give exactly one of model_dir or saved_model")
+    task_class = TASKS.get(task_name, "task")
+    module_class = task_class.serving_class
+    if saved_model is not None:
+        if n_best or attention_plot or any(v is not None for v in decode_overrides.values()):
+            raise ValueError("--n-best, --attention-plot and decoding options need --model-dir; an export decodes "
+                             "with the settings it was exported with")
+        serve = load_saved_model(saved_model).signatures["serving_default"]
+        inputs_spec = serve.structured_input_signature[1]
+        if module_class.INPUT not in inputs_spec:
+            other = next(name for name in TASKS if name != task_name)
+            raise ValueError(f"{saved_model!r} is not a {task_name} export (its inputs: {', '.join(inputs_spec)}); "
+                             f"use `seq2seq {TASKS.get(other).serving_class.VERB}`")
+        inputs, names = task_class.prediction_inputs(items)
+        texts, _ = predict_batches(serve, module_class.INPUT, module_class.OUTPUT, inputs, batch_size)
+        yield from zip(names, texts)
+        return
+    loaded = load(model_dir)
+    if loaded.config.task != task_name:
+        raise ModelDirError(f"{model_dir!r} holds a {loaded.config.task} model, not a {task_name} model")
+    module = serving_module(loaded, n_best=n_best, **decode_overrides)
+    inputs, names = loaded.task.prediction_inputs(items)
+    if n_best:
+        for start in range(0, len(inputs), batch_size):
+            out = module.nbest(tf.constant(inputs[start:start + batch_size], tf.string))
+            for name, row, scores in zip(names[start:start + batch_size], out[module.OUTPUT + "s"].numpy(),
+                                         out["scores"].numpy()):
+                yield name, "\t".join(f"{t.decode('utf-8')} ({s:.3f})" for t, s in zip(row, scores))
+    else:
+        texts, _ = predict(module, inputs, batch_size)
+        yield from zip(names, texts)
+    if attention_plot and inputs:
+        loaded.task.plot_attention(module, names[0], attention_plot)

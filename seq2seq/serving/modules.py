@@ -1,0 +1,249 @@
+"""Serving modules: raw inputs in, text out, entirely in TensorFlow ops (what `seq2seq export` saves).
+
+A `ServingModule` is a `tf.Module` whose `tf.function`s hold the whole path from the raw input to text —
+for translation: normalisation, SentencePiece (or word) tokenisation, the encoder, batched beam search /
+greedy / sampling over the decoder's step (`seq2seq.decoding.decode_batch`), detokenisation; for
+captioning: image decoding by content, resizing, the CNN backbone and the same decoding. The CLI,
+evaluation and the server call the very graph that `seq2seq.serving.export.export_module` saves, so an
+export gives exactly the outputs of the model directory it came from.
+
+Every module has three functions over a batch of inputs `tf.string [batch]` (sentences, or encoded image
+bytes), each exported as a signature:
+
+| function | signature name | outputs |
+|---|---|---|
+| `best` | `serving_default` | {OUTPUT: tf.string [batch], "score": float32 [batch]} |
+| `nbest` | `<verb>_nbest` | {OUTPUT + "s": tf.string [batch, n_best], "scores": float32 [batch, n_best]} |
+| `with_attention` | `<verb>_with_attention` | {OUTPUT, "score", "target_pieces": tf.string [batch, time] (EOS included, "<pad>" after it), "lengths": int32 [batch], "attention": float32 [batch, time, memory_time]} plus the task's extras |
+
+with OUTPUT = "translation" (verb "translate", input "text") or "caption" (verb "caption", input
+"image_bytes"). Scores are length-normalised log-probabilities for beam search and summed log-probabilities
+otherwise. An empty batch (0 inputs) gives outputs with 0 rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from pipelines.batching import format_source
+from pipelines.images import decode_image
+from seq2seq.config import DecodeConfig
+from seq2seq.decoding import decode_batch
+
+
+def detokenize_nbest(tokenizer, ids, empty=None):
+    """Detokenise n-best ids in-graph: int32 [batch, n, time] -> tf.string [batch, n].
+
+    Args:
+      tokenizer: a `pipelines.tokenizers` tokenizer (its `detokenize` stops at EOS, drops PAD/BOS/EOS).
+      ids: int32 [batch, n, time], e.g. `decode_batch(...).ids`.
+      empty: optional bool [batch]; rows where it is True give "" (inputs with nothing to decode).
+    """
+    shape = tf.shape(ids)
+    flat = tf.reshape(ids, [shape[0] * shape[1], shape[2]])
+    text = tf.reshape(tokenizer.detokenize(flat), shape[:2])
+    if empty is None:
+        return text
+    return tf.where(empty[:, None], tf.constant(""), text)
+
+
+class ServingModule(tf.Module):
+    """Base of the serving modules: batching guard, decoding, n-best detokenisation, the three functions.
+
+    Subclasses set INPUT (the signature's input name), OUTPUT (the best output's name) and VERB (the prefix of
+    the signature names), and implement `encode_inputs` and `placeholder_input`.
+
+    Args:
+      model: a built `seq2seq.model.seq2seq.Seq2Seq` (or anything with its `encode` / `step`).
+      target_tokenizer: the `pipelines.tokenizers` tokenizer of the output text.
+      decode: DecodeConfig used by every function.
+      name: the tf.Module name.
+    """
+
+    INPUT = ""
+    OUTPUT = ""
+    VERB = ""
+
+    def __init__(self, model, target_tokenizer, decode: DecodeConfig, name: str):
+        super().__init__(name=name)
+        self.model = model
+        self.target_tokenizer = target_tokenizer
+        self._decode = decode
+        self.decode_config = dataclasses.asdict(decode)
+        spec = [tf.TensorSpec([None], tf.string, name=self.INPUT)]
+        self.best = tf.function(self._best, input_signature=spec)
+        self.nbest = tf.function(self._nbest, input_signature=spec)
+        self.with_attention = tf.function(self._with_attention, input_signature=spec)
+
+    # -- what a task provides ---------------------------------------------------------------------
+
+    def encode_inputs(self, inputs):
+        """inputs tf.string [batch] -> (model source, source lengths int32 [batch] or None,
+        empty bool [batch] (rows with nothing to decode), extras {name: tensor [batch, ...]} for `with_attention`)."""
+        raise NotImplementedError
+
+    def placeholder_input(self) -> tf.Tensor:
+        """One valid input, tf.string [1], decoded in place of an empty batch (RNN layers need a row)."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------
+
+    def signatures(self) -> dict:
+        """{signature name: tf.function} for `tf.saved_model.save`."""
+        return {"serving_default": self.best, f"{self.VERB}_nbest": self.nbest,
+                f"{self.VERB}_with_attention": self.with_attention}
+
+    def _decode_rows(self, inputs, return_attention=False):
+        n = tf.size(inputs)
+        inputs = tf.cond(n > 0, lambda: inputs, self.placeholder_input)
+        source, lengths, empty, extras = self.encode_inputs(inputs)
+        result = decode_batch(self.model, source, lengths, self._decode, return_attention=return_attention)
+        return result, empty, extras, n
+
+    @staticmethod
+    def _first(outputs: dict, n) -> dict:
+        return tf.nest.map_structure(lambda x: x[:n], outputs)
+
+    def _best(self, inputs):
+        result, empty, _, n = self._decode_rows(inputs)
+        text = detokenize_nbest(self.target_tokenizer, result.ids[:, :1], empty)[:, 0]
+        return self._first({self.OUTPUT: text, "score": tf.where(empty, 0.0, result.scores[:, 0])}, n)
+
+    def _nbest(self, inputs):
+        result, empty, _, n = self._decode_rows(inputs)
+        return self._first({self.OUTPUT + "s": detokenize_nbest(self.target_tokenizer, result.ids, empty),
+                            "scores": tf.where(empty[:, None], 0.0, result.scores)}, n)
+
+    def _with_attention(self, inputs):
+        result, empty, extras, n = self._decode_rows(inputs, return_attention=True)
+        return self._first({
+            self.OUTPUT: detokenize_nbest(self.target_tokenizer, result.ids[:, :1], empty)[:, 0],
+            "score": tf.where(empty, 0.0, result.scores[:, 0]),
+            "target_pieces": self.target_tokenizer.id_to_piece(result.ids[:, 0]),
+            "lengths": result.lengths[:, 0], "attention": result.attention[:, 0], **extras}, n)
+
+
+class TranslationModule(ServingModule):
+    """Raw sentences → translations (input "text", output "translation", signatures `translate_*`).
+
+    Args:
+      model: a built `Seq2Seq` translation model.
+      source_tokenizer, target_tokenizer: `pipelines.tokenizers` tokenizers (tf.Modules).
+      decode: DecodeConfig used by every function.
+      max_source_length: int; longer inputs are cut to their first `max_source_length - 1` pieces (+ EOS),
+        the length the model was trained on.
+
+    Inputs that are empty after normalisation give translation "" and score 0.0. Characters never seen in
+    training: SentencePiece's byte fallback (when enabled) gives them byte pieces, otherwise they become
+    <unk>; either way decoding proceeds. `with_attention` adds "source_pieces": tf.string [batch, source_time].
+    """
+
+    INPUT, OUTPUT, VERB = "text", "translation", "translate"
+
+    def __init__(self, model, source_tokenizer, target_tokenizer, decode: DecodeConfig, max_source_length: int):
+        super().__init__(model, target_tokenizer, decode, name="translator")
+        self.source_tokenizer = source_tokenizer
+        self.max_source_length = int(max_source_length)
+
+    def placeholder_input(self):
+        return tf.constant([""])
+
+    def encode_inputs(self, inputs):
+        pieces = self.source_tokenizer.tokenize(inputs)
+        source = format_source(pieces, self.max_source_length)
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, 0), tf.int32), axis=1)
+        return source, lengths, tf.equal(pieces.row_lengths(), 0), {
+            "source_pieces": self.source_tokenizer.id_to_piece(source)}
+
+    @property
+    def translate(self):
+        """`best`: text tf.string [batch] → {"translation", "score"}."""
+        return self.best
+
+    @property
+    def translate_nbest(self):
+        """`nbest`: text tf.string [batch] → {"translations", "scores"} [batch, n_best]."""
+        return self.nbest
+
+    @property
+    def translate_with_attention(self):
+        """`with_attention`: best translation with its pieces, the source pieces and the attention."""
+        return self.with_attention
+
+
+class CaptioningModule(ServingModule):
+    """Encoded image bytes → captions (input "image_bytes", output "caption", signatures `caption_*`).
+
+    Show, Attend and Tell (Xu et al., 2015) at serving time: decode by content
+    (`pipelines.images.decode_image`: JPEG/PNG/GIF/BMP, grayscale → RGB, alpha dropped), bilinear resize to
+    the backbone's input size, the backbone's `preprocess_input` and CNN, the image encoder, decoding and
+    detokenisation. Bytes that are not a decodable image make the call fail with
+    `tf.errors.InvalidArgumentError` (callers check files first, see `pipelines.images.check_images`).
+    The attention of `with_attention` is over the regions of `grid_shape` in row-major order.
+
+    Args:
+      model: a built captioning `Seq2Seq` (its encoder an `ImageEncoder`, fed images here).
+      tokenizer: the caption tokenizer (`pipelines.tokenizers`).
+      decode: DecodeConfig; `max_length` is capped at `max_caption_length + 1` (EOS) and the relative
+        length limit is unused (an image has no source length).
+      max_caption_length: int, `data.max_target_length`, the longest caption trained on (pieces).
+    """
+
+    INPUT, OUTPUT, VERB = "image_bytes", "caption", "caption"
+
+    def __init__(self, model, tokenizer, decode: DecodeConfig, max_caption_length: int):
+        decode = dataclasses.replace(decode, max_length=min(decode.max_length, int(max_caption_length) + 1),
+                                     max_length_ratio=None)
+        self.image_size = tuple(model.encoder.image_size)
+        self.grid_shape = tuple(model.encoder.grid_shape)
+        super().__init__(model, tokenizer, decode, name="captioner")
+
+    def placeholder_input(self):
+        return tf.reshape(tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)), [1])
+
+    def encode_inputs(self, inputs):
+        images = tf.map_fn(lambda data: decode_image(data, self.image_size), inputs,
+                           fn_output_signature=tf.TensorSpec([*self.image_size, 3], tf.float32))
+        return images, None, tf.zeros_like(inputs, tf.bool), {}
+
+    @property
+    def caption(self):
+        """`best`: image_bytes tf.string [batch] → {"caption", "score"}."""
+        return self.best
+
+    @property
+    def caption_nbest(self):
+        """`nbest`: image_bytes tf.string [batch] → {"captions", "scores"} [batch, n_best]."""
+        return self.nbest
+
+    @property
+    def caption_with_attention(self):
+        """`with_attention`: best caption with its pieces and the attention over the image regions."""
+        return self.with_attention
+
+
+def predict_batches(function: Callable, input_name: str, output_name: str, inputs: Sequence, batch_size: int = 64,
+                    progress: bool = False) -> tuple[list[str], list[float]]:
+    """Run a serving function (a module's `best` or an export's `serving_default`) over `inputs` in batches.
+
+    Args:
+      function: callable(**{input_name: tf.string [b]}) -> {output_name: tf.string [b], "score": float32 [b]}.
+      input_name, output_name: e.g. "text" / "translation", "image_bytes" / "caption".
+      inputs: str sentences or bytes of encoded images.
+      batch_size: inputs per call (default 64).
+      progress: draw a progress bar (tqdm, on stderr).
+
+    Returns:
+      (texts: list[str], scores: list[float]) aligned with `inputs`.
+    """
+    texts, scores = [], []
+    starts = range(0, len(inputs), batch_size)
+    for start in tqdm(starts, desc=output_name, unit="batch", disable=not progress):
+        out = function(**{input_name: tf.constant(list(inputs[start:start + batch_size]), tf.string)})
+        texts += [t.decode("utf-8") for t in out[output_name].numpy()]
+        scores += [float(s) for s in out["score"].numpy()]
+    return texts, scores

@@ -1,0 +1,139 @@
+"""The task interface: everything that differs between translation, captioning and any later task.
+
+`seq2seq.runner` trains, loads, evaluates, predicts with and exports a model of any task through this
+interface and nothing else, so the recipe (strategy → tokenizers → seed → checkpoint → build → fit → best
+weights → save → evaluate → metrics) is written once. A new task (image → text in another language, speech
+features → text, …) is one new module here: a `Task` subclass registered in `TASKS`, with its data section
+(a `seq2seq.config.DataConfig` subclass) and its readers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from seq2seq.config import Config, DataConfig, DecodeConfig
+from seq2seq.errors import ConfigError
+from seq2seq.registry import Registry
+
+TASKS = Registry("task", "task")
+
+
+@dataclasses.dataclass
+class EvaluationSet:
+    """The examples of one split, ready for a serving module.
+
+    Attributes:
+      inputs: what the serving module takes, one per example (source sentences, or encoded image bytes).
+      references: per example, its reference texts exactly as they stand in the data files.
+      names: per example, how to show it in the report (the source sentence, or the image file name).
+      skipped: examples of the split that could not be used (e.g. unreadable images).
+    """
+
+    inputs: list
+    references: list[list[str]]
+    names: list[str]
+    skipped: int = 0
+
+
+class Task:
+    """Base class of the tasks; subclasses fill in every method that raises NotImplementedError.
+
+    Args:
+      config: the experiment Config (its `data` section is an instance of `data_config`).
+
+    Class attributes:
+      name: the `task` config value.
+      data_config: the `data` section dataclass.
+      readers: Registry of the `data.format` values this task reads.
+      unit: what one evaluation example is called in reports ("sentences", "images").
+      serving_class: the `seq2seq.serving.modules.ServingModule` subclass of this task.
+    """
+
+    name = ""
+    data_config: type = DataConfig
+    readers: Registry
+    unit = "examples"
+    serving_class: type
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    @classmethod
+    def validate_config(cls, config: Config) -> None:
+        """Reject values this task cannot use (ConfigError naming the key). The base checks `data.format`."""
+        cls.readers.check(config.data.format, "data.format")
+
+    def model_config(self, for_training: bool) -> Config:
+        """The config `build_model` gets (e.g. with paths resolved for training). Default: `self.config`."""
+        return self.config
+
+    def inputs_are_features(self, for_training: bool) -> bool:
+        """True when the model is fed precomputed features rather than raw inputs. Default False."""
+        return False
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def check_data(self) -> None:
+        """Fail early, before tokenizers or models are made, when the data cannot be read (named)."""
+
+    def tokenizer_names(self) -> tuple[str, ...]:
+        """File stems of this task's tokenizers in MODEL_DIR/tokenizers, e.g. ("source", "target")."""
+        raise NotImplementedError
+
+    def train_tokenizers(self, directory: str) -> None:
+        """Train the tokenizers on the training split (or keep those already saved in `directory`)."""
+        raise NotImplementedError
+
+    def vocab_sizes(self, tokenizers: dict) -> tuple[int | None, int]:
+        """(source vocabulary size or None, target vocabulary size) for `build_model`."""
+        raise NotImplementedError
+
+    def target_tokenizer(self, tokenizers: dict):
+        """The tokenizer of the generated text."""
+        raise NotImplementedError
+
+    def prepare_model(self, model, tokenizers: dict) -> None:
+        """Set up a freshly built model before training (e.g. pretrained word vectors). Default: nothing."""
+
+    def datasets(self, tokenizers: dict, model, model_dir: str, seed_offset: int = 0):
+        """(training dataset (repeated), validation dataset or None) of ((inputs, target_in), target_out)."""
+        raise NotImplementedError
+
+    def evaluation_set(self, split: str) -> EvaluationSet:
+        """The examples of `split` ('train' | 'validation' | 'test') with their references."""
+        raise NotImplementedError
+
+    @classmethod
+    def prediction_inputs(cls, items: Sequence[str]) -> tuple[list, list[str]]:
+        """(serving inputs, their names) for user-given items (sentences, or image paths). Default: as given."""
+        return list(items), list(items)
+
+    # -- serving and scoring ---------------------------------------------------------------------
+
+    def serving_module(self, model, tokenizers: dict, decode: DecodeConfig):
+        """The `seq2seq.serving.modules.ServingModule` of this task for `model`."""
+        raise NotImplementedError
+
+    def metrics(self, hypotheses: list[str], references: list[list[str]]) -> dict:
+        """The task's metrics of `hypotheses` against per-example `references`."""
+        raise NotImplementedError
+
+    def examples(self, evaluation: EvaluationSet, hypotheses: list[str], count: int = 5) -> list[dict]:
+        """The first `count` examples of a report: input name, references, hypothesis."""
+        return [{"input": name, "references": refs, "hypothesis": hyp}
+                for name, refs, hyp in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]]
+
+    def plot_attention(self, module, item: Any, path: str) -> str:
+        """Draw the attention of the best output for one input (as `prediction_inputs` names it) into `path`."""
+        raise NotImplementedError
+
+
+def task_for(config: Config) -> Task:
+    """The `Task` of `config.task` (ConfigError for an unknown task)."""
+    try:
+        return TASKS.get(config.task, "task")(config)
+    except ConfigError:
+        raise
