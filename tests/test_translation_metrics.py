@@ -24,7 +24,8 @@ def metrics():
 def test_cased_bleu_hand_computed(metrics):
     # 13a tokens, hypothesis : reference lengths 10:8, 6:6, 6:8, 7:5 -> 29 vs 27, BP = 1.
     # 1-grams: 6 + 6 + 5 ("Eine" != "eine") + 4 (Der Mann sagt .) = 21 / 29; the ASCII quotes and the unsplit
-    # „Hallo“ never match. 2-grams: 3 + 5 + 3 + 2 = 13 / 25; 3-grams 1 + 4 + 2 + 1 = 8 / 21; 4-grams 0+3+1+0 = 4 / 17.
+    # „Hallo“ never match. 2-grams: 3 + 5 + 3 + 2 = 13 / 25; 3-grams 1 + 4 + 2 + 1 = 8 / 21;
+    # 4-grams 0 + 3 + 1 + 0 = 4 / 17.
     expected = 100.0 * (21 / 29 * 13 / 25 * 8 / 21 * 4 / 17) ** 0.25
     assert metrics["bleu"]["score"] == pytest.approx(expected, rel=1e-9)
     assert metrics["bleu"]["score"] == 42.8624114263
