@@ -75,6 +75,6 @@ def translation_metrics(hypotheses: Sequence[str], references: Sequence[Sequence
     }
     if wmt_convention:
         metrics["bleu_wmt_lc_norm_tok"] = _entry(
-            BLEU(tokenize="none"), lc_norm_tok(hyps, target_language),
+            BLEU(tokenize="none", force=True), lc_norm_tok(hyps, target_language),  # tokenised on purpose
             [lc_norm_tok(stream, target_language) for stream in streams], prefix=describe(target_language) + "|")
     return metrics
