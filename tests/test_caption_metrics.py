@@ -1,6 +1,7 @@
 """Tests for seq2seq.evaluation.caption_metrics (coco-caption metrics by pycocoevalcap; Java for PTB and METEOR)."""
 
 import math
+import os
 import shutil
 import unicodedata
 
@@ -96,6 +97,20 @@ def test_meteor_failure_is_reported_not_dropped(monkeypatch):
     assert result["meteor"] == {"skipped": "METEOR (java -jar meteor-1.5.jar) failed: "
                                            "Could not reserve enough space for object heap"}
     assert result["bleu_1"]["score"] > 0 and "signature" in result["cider_d"]
+
+
+@needs_java
+def test_tokenizer_that_cannot_write_its_input_file_skips_everything(monkeypatch):
+    import pycocoevalcap.tokenizer.ptbtokenizer as ptb_module
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", kwargs.get("dir"))
+
+    monkeypatch.setattr(ptb_module.tempfile, "NamedTemporaryFile", read_only)
+    result = caption_metrics(HYPOTHESES, REFERENCES)
+    assert set(result) == set(METRICS)
+    assert all(entry == {"skipped": f"the PTB tokenizer could not run: [Errno 13] Permission denied: "
+                                    f"'{os.path.dirname(ptb_module.__file__)}'"} for entry in result.values())
 
 
 def test_layout_errors():

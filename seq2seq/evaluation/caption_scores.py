@@ -26,7 +26,9 @@ SPICE is not computed (it downloads Stanford CoreNLP models at run time).
 Java: the PTB tokenizer and METEOR run ``java``. When no ``java`` is on PATH every metric here is reported as
 ``{"skipped": reason}`` (without the PTB tokenisation none of the numbers would be coco-caption's); the sacreBLEU
 BLEU-n of ``corpus_bleu`` stays available. When Java is present but METEOR fails to run (e.g. the JVM cannot
-reserve its 2 GB heap), METEOR alone is reported as skipped with the error. Nothing is ever silently absent.
+reserve its 2 GB heap), METEOR alone is reported as skipped with the error; when the PTB tokenizer cannot run (an
+OSError, e.g. pycocoevalcap installed read-only: it writes its input file beside its jar), every metric is. Nothing
+is ever silently absent.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def caption_metrics(hypotheses: Sequence[str], references: References) -> dict:
       dict with keys ``bleu_1``..``bleu_4``, ``meteor``, ``rouge_l``, ``cider_d``; each value is either
       ``{"score": float (0..100, 10 decimals), "signature": str}`` (e.g. ``coco-caption|tok:ptb.lc.nopunct|
       nrefs:5|pycocoevalcap:1.2|metric:cider-d(n:4,sigma:6)``) or ``{"skipped": reason}`` when Java is missing
-      (all metrics) or METEOR could not run (METEOR only).
+      (all metrics) or the PTB tokenizer could not run (all metrics) or METEOR could not run (METEOR only).
 
     Raises:
       ValueError / TypeError: layout problems, as ``seq2seq.evaluation.references.normalize_references``.
@@ -115,7 +117,10 @@ def caption_metrics(hypotheses: Sequence[str], references: References) -> dict:
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    gts, res = ptb_tokenize(hyps, refs)
+    try:
+        gts, res = ptb_tokenize(hyps, refs)
+    except OSError as error:  # e.g. a read-only install: pycocoevalcap writes its input file next to the jar
+        return {name: {"skipped": f"the PTB tokenizer could not run: {error}"} for name in METRICS}
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     raw = {f"bleu_{n}": {"score": bleu[n - 1]} for n in range(1, 5)}
     raw["meteor"] = _meteor(gts, res)
