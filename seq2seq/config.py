@@ -21,6 +21,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from pipelines.atomic import write_atomically
+from pipelines.data_files import DEFAULT_MAX_LINE_BYTES
 
 DATA_DIR_ENV = "SEQ2SEQ_DATA_DIR"
 
@@ -49,6 +50,7 @@ class DataConfig:
     cache_dir: Optional[str] = None
     limit: Optional[int] = None
     skip_bad_lines: bool = False
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     lowercase: bool = False
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
@@ -276,6 +278,7 @@ def validate(config: Config) -> Config:
     d, t, m, tr, dc = config.data, config.tokenizer, config.model, config.train, config.decode
     for key, value in [
         ("data.max_source_length", d.max_source_length), ("data.max_target_length", d.max_target_length),
+        ("data.max_line_bytes", d.max_line_bytes),
         ("tokenizer.source_vocab_size", t.source_vocab_size), ("tokenizer.target_vocab_size", t.target_vocab_size),
         ("model.embedding.dim", m.embedding.dim), ("model.encoder.units", m.encoder.units),
         ("model.encoder.layers", m.encoder.layers), ("model.decoder.units", m.decoder.units),
