@@ -292,12 +292,29 @@ def _unit_hash(name: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1, test_fraction: float = 0.1):
-    """Deterministic train/validation/test split by image (all captions of an image stay together).
+def image_content_key(path: str, chunk_bytes: int = 1 << 20) -> str:
+    """``"sha256:<hex>"`` of the file's bytes (read in chunks), or ``"name:<base name>"`` when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path) as handle:
+            for block in iter(lambda: handle.read(chunk_bytes), b""):
+                digest.update(block)
+    except (OSError, ValueError):
+        return f"name:{os.path.basename(path)}"
+    return f"sha256:{digest.hexdigest()}"
 
-    Each image goes to a split by the sha256 of ``"<seed>\\0<file name>"`` (base name only, so
-    moving the folder does not change the split; adding images never moves existing ones). Use the
-    official split files instead when a dataset has them (``read_flickr8k(split_file=...)``).
+
+def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1, test_fraction: float = 0.1):
+    """Deterministic train/validation/test split by image content (all captions of an image stay together).
+
+    Byte-identical images (same sha256 of the file, under any names) form one group, and a group goes
+    to one split, so a copy of a test image under another name can never land in training. The split
+    of a group is decided by the sha256 of ``"<seed>\\0<base name>"`` of its alphabetically first base
+    name: an image without copies keeps the split its name gave before content grouping, moving the
+    folder does not change the split, and adding images never moves existing ones. Images that cannot
+    be read are grouped by their name alone. Each group of copies is logged as a warning with its
+    names. Use the official split files instead when a dataset has them
+    (``read_flickr8k(split_file=...)``).
 
     Args:
       images: ``dict[image_path, list[caption]]``.
@@ -305,7 +322,8 @@ def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1
       validation_fraction, test_fraction: expected fractions in [0, 1), sum < 1.
 
     Returns:
-      ``(train, validation, test)``: three ``CaptionSet`` dicts, insertion order kept.
+      ``(train, validation, test)``: three ``CaptionSet`` dicts, insertion order kept; each has
+      ``counts["duplicate_images"]``: images of its own that are byte-identical copies of another one.
 
     Raises:
       ValueError: fractions outside [0, 1) or summing to 1 or more.
@@ -315,13 +333,24 @@ def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1
             raise ValueError(f"{name} must be in [0, 1), got {value}")
     if validation_fraction + test_fraction >= 1.0:
         raise ValueError("validation_fraction + test_fraction must be < 1")
+    groups: dict[str, list[str]] = {}
+    for path in images:
+        groups.setdefault(image_content_key(path), []).append(path)
+    split_of: dict[str, CaptionSet] = {}
     train, validation, test = CaptionSet(), CaptionSet(), CaptionSet()
-    for path, captions in images.items():
-        u = _unit_hash(os.path.basename(path), seed)
+    duplicates = {id(train): 0, id(validation): 0, id(test): 0}
+    for paths in groups.values():
+        u = _unit_hash(min(os.path.basename(p) for p in paths), seed)
         target = test if u < test_fraction else validation if u < test_fraction + validation_fraction else train
-        target[path] = captions
+        split_of.update(dict.fromkeys(paths, target))
+        if len(paths) > 1:
+            duplicates[id(target)] += len(paths) - 1
+            logger.warning("%d byte-identical images kept together in one split: %s", len(paths), ", ".join(paths))
+    for path, captions in images.items():
+        split_of[path][path] = captions
     for part in (train, validation, test):
-        part.counts.update(images=len(part), captions=sum(len(v) for v in part.values()))
+        part.counts.update(images=len(part), captions=sum(len(v) for v in part.values()),
+                           duplicate_images=duplicates[id(part)])
     return train, validation, test
 
 
