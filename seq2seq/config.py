@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -256,6 +257,43 @@ def _coerce(value, tp, key: str):
     raise TypeError(f"unsupported annotation {tp} for {key}")
 
 
+def config_keys(cls=None, prefix: str = "") -> list[str]:
+    """Every dotted key of the config, sections included (``data``, ``data.path``, ...), in declaration order."""
+    keys = []
+    for item in dataclasses.fields(cls or Config):
+        key = f"{prefix}.{item.name}" if prefix else item.name
+        keys.append(key)
+        tp = typing.get_type_hints(cls or Config)[item.name]
+        if dataclasses.is_dataclass(tp):
+            keys.extend(config_keys(tp, key))
+    return keys
+
+
+def closest_key(key: str) -> str | None:
+    """The declared dotted key closest to the unknown ``key`` (``difflib``), or None when none is close.
+
+    Whole keys are compared first (``train.max_step`` -> ``train.max_steps``); failing that, the last
+    part alone (``max_step`` -> ``train.max_steps``, ``trian.batch_size`` -> ``train.batch_size``).
+    """
+    keys = config_keys()
+    match = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+    if match:
+        return match[0]
+    last = key.rsplit(".", 1)[-1]
+    by_last = {}
+    for candidate in keys:
+        by_last.setdefault(candidate.rsplit(".", 1)[-1], candidate)
+    match = difflib.get_close_matches(last, list(by_last), n=1, cutoff=0.8)
+    return by_last[match[0]] if match else None
+
+
+def _unknown_key(key: str, detail: str = "") -> ConfigError:
+    """``unknown config key 'train.max_step'; did you mean 'train.max_steps'?`` plus ``detail``."""
+    suggestion = closest_key(key)
+    message = f"unknown config key {key!r}" + (f"; did you mean {suggestion!r}?" if suggestion else "")
+    return ConfigError(message + (f" {detail}" if detail else ""))
+
+
 def _build(cls, values: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -263,7 +301,7 @@ def _build(cls, values: dict, prefix: str = ""):
     for name, value in values.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in names:
-            raise ConfigError(f"unknown config key {key!r}; known keys here: {', '.join(sorted(names))}")
+            raise _unknown_key(key, f"(known keys here: {', '.join(sorted(names))})")
         kwargs[name] = _coerce(value, hints[name], key)
     return cls(**kwargs)
 
@@ -370,13 +408,13 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
             path.append(part)
             hints = typing.get_type_hints(cls)
             if part not in hints or not dataclasses.is_dataclass(hints[part]):
-                raise ConfigError(f"unknown config key {'.'.join(path)!r} in override {text!r}")
+                raise _unknown_key(key, f"(in override {text!r})")
             cls = hints[part]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"config key {'.'.join(path)!r} is not a section")
         if parts[-1] not in typing.get_type_hints(cls):
-            raise ConfigError(f"unknown config key {key!r} in override {text!r}")
+            raise _unknown_key(key, f"(in override {text!r})")
         node[parts[-1]] = value
     return values
 
