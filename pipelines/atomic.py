@@ -39,7 +39,8 @@ def atomic_path(path: str, mode: int = 0o644) -> Iterator[str]:
       mode: permission bits of the new file (default 0o644).
 
     Raises:
-      whatever the body raises (after removing the temporary file).
+      whatever the body raises (after removing the temporary file); an ``OSError`` that names no file
+      (``write`` on a full disk) gets ``path`` as its ``filename``, so its message says which file failed.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -50,9 +51,11 @@ def atomic_path(path: str, mode: int = 0o644) -> Iterator[str]:
         yield tmp
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = path
         raise
 
 

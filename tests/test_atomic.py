@@ -87,3 +87,11 @@ with atomic_path(sys.argv[1]) as tmp:
     child.wait()
     assert remove_stale_temps(str(tmp_path)) == [str(tmp_path / leftover)]
     assert os.listdir(tmp_path) == []
+
+
+def test_an_os_error_without_a_file_name_gets_the_destination(tmp_path):
+    with pytest.raises(OSError) as caught:
+        with atomic_path(str(tmp_path / "metrics.json")):
+            raise OSError(28, "No space left on device")
+    assert caught.value.filename == str(tmp_path / "metrics.json")
+    assert str(caught.value) == f"[Errno 28] No space left on device: '{tmp_path / 'metrics.json'}'"

@@ -21,7 +21,8 @@ model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
 model.compile("sgd", "mse")
 verbose, callbacks = fit_progress(total_steps=60, every_steps=10, every_seconds=None)
 data = __import__("tensorflow").data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
-model.fit(data, epochs=3, shuffle=False, steps_per_epoch=20, validation_data=(x, y), callbacks=callbacks, verbose=verbose)
+model.fit(data, epochs=3, shuffle=False, steps_per_epoch=20, validation_data=(x, y), callbacks=callbacks,
+          verbose=verbose)
 print("verbose", verbose)
 """
 
