@@ -26,6 +26,7 @@ import yaml
 
 from pipelines.atomic import write_atomically
 from seq2seq.config import Config, ConfigError, config_from_dict, save_config
+from seq2seq.run_lock import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def prepare(model_dir: str, config: Config) -> bool:
             raise ModelDirError(
                 f"cannot resume in {model_dir!r}: the config changed incompatibly ({details}). "
                 f"Use a new --model-dir, or restore these values.")
-    elif os.path.isdir(model_dir) and os.listdir(model_dir):
+    elif os.path.isdir(model_dir) and set(os.listdir(model_dir)) - {LOCK_NAME}:
         raise ModelDirError(f"{model_dir!r} is not empty and holds no {CONFIG_FILE}: refusing to train into an "
                             f"unrelated folder; choose a new or empty --model-dir")
     os.makedirs(model_dir, exist_ok=True)

@@ -6,8 +6,10 @@ refused at once with :class:`ModelDirLockedError` naming the directory and the h
 
 The lock is the kernel's ``flock(2)`` on an open file, not the file's existence: when the holding
 process dies (even by ``kill -9``) the kernel releases it, and a later run simply takes it over. The
-file is left in place and holds the holder's PID, host and command line (one line of JSON), only so
-that the refusal can say who holds the lock.
+file holds the holder's PID, host and command line (one line of JSON), only so that the refusal can
+say who holds the lock. It stays while the directory holds anything else; when a run leaves nothing
+but the lock file (it failed before writing anything), the file is removed on exit, and so is the
+directory when the lock created it.
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ class ModelDirLock:
         self.path = os.path.join(self.model_dir, LOCK_NAME)
         self.command = command if command is not None else " ".join(sys.argv)
         self._fd: int | None = None
+        self.created = False
 
-    def __enter__(self) -> "ModelDirLock":
-        os.makedirs(self.model_dir, exist_ok=True)
+    def _acquire(self) -> int | None:
+        """The locked descriptor, or None when the file was replaced meanwhile (try again)."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -70,6 +73,21 @@ class ModelDirLock:
                 raise ModelDirLockedError(f"{self.model_dir} is in use by {_holder_text(self.path)}; "
                                           "wait for it to finish or stop it") from None
             raise
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(fd).st_ino  # not unlinked by a finishing holder
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            return None
+        return fd
+
+    def __enter__(self) -> "ModelDirLock":
+        self.created = not os.path.isdir(self.model_dir)
+        os.makedirs(self.model_dir, exist_ok=True)
+        fd = None
+        while fd is None:
+            fd = self._acquire()
         holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": self.command[:500]})
         os.ftruncate(fd, 0)
         os.pwrite(fd, (holder + "\n").encode("utf-8"), 0)
@@ -77,6 +95,15 @@ class ModelDirLock:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        try:
+            if os.listdir(self.model_dir) == [LOCK_NAME]:  # nothing written: leave nothing behind
+                os.remove(self.path)
+                if self.created:
+                    os.rmdir(self.model_dir)
+        except OSError:
+            pass  # read-only or changed meanwhile: an empty lock file does no harm
+        finally:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None

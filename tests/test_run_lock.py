@@ -64,3 +64,27 @@ def test_lock_is_released_on_exit_and_on_error(tmp_path):
 
 def test_locked_error_is_a_value_error():
     assert issubclass(ModelDirLockedError, ValueError)
+
+
+def test_a_run_that_writes_nothing_leaves_nothing_and_a_real_run_keeps_its_files(tmp_path):
+    new_dir = tmp_path / "new"
+    with pytest.raises(ValueError):
+        with ModelDirLock(new_dir):
+            raise ValueError("test split empty")
+    assert not new_dir.exists()  # created by the lock, held only the lock: removed
+    with ModelDirLock(tmp_path / "run"):
+        (tmp_path / "run" / "config.yaml").write_text("task: translation\n")
+    assert sorted(os.listdir(tmp_path / "run")) == [LOCK_NAME, "config.yaml"]
+
+
+def test_prepare_ignores_the_lock_file_of_a_fresh_directory(tmp_path):
+    from seq2seq.config import config_from_dict
+    from seq2seq.model_dir import ModelDirError, prepare
+
+    config = config_from_dict({"data": {"path": "pairs.txt"}})
+    with ModelDirLock(tmp_path / "run"):
+        assert prepare(str(tmp_path / "run"), config) is False
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with ModelDirLock(tmp_path / "other"), pytest.raises(ModelDirError, match="is not empty and holds no config"):
+        prepare(str(tmp_path / "other"), config)
