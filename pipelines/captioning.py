@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.atomic import write_atomically
+from pipelines.data_files import DEFAULT_MAX_LINE_BYTES, open_regular, regular_file_problem, text_lines
 from pipelines.images import _size_pair, check_images, load_image, log_skipped_images
 from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -89,9 +91,10 @@ def _collect(pairs: Iterable[tuple[str, str]], source: str, listed: Iterable[str
     result = CaptionSet()
     missing: dict[str, int] = {}
     for path, captions in grouped.items():
-        if not os.path.isfile(path):
+        problem = regular_file_problem(path)
+        if problem:
             missing[path] = len(captions)
-            result.problems.append((path, "missing file"))
+            result.problems.append((path, problem))
             continue
         if limit is not None and len(result) >= limit:
             continue
@@ -107,7 +110,8 @@ def _collect(pairs: Iterable[tuple[str, str]], source: str, listed: Iterable[str
     return result._finish(source)
 
 
-def read_flickr8k(token_file: str, image_dir: str, split_file: str | None = None, limit: int | None = None) -> CaptionSet:
+def read_flickr8k(token_file: str, image_dir: str, split_file: str | None = None, limit: int | None = None,
+                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> CaptionSet:
     """Read Flickr8k captions (``Flickr8k.token.txt`` format) grouped by image.
 
     Each non-blank line is ``<image name>#<n><TAB><caption>``. Captions naming an image missing
@@ -120,6 +124,7 @@ def read_flickr8k(token_file: str, image_dir: str, split_file: str | None = None
       image_dir: folder holding the ``.jpg`` files; keys are ``os.path.join(image_dir, name)``.
       split_file: optional image-name list restricting the images.
       limit: keep at most this many images (first ones in caption-file order; default all).
+      max_line_bytes: longest allowed line in bytes (default 1 MiB, config ``data.max_line_bytes``).
 
     Returns:
       ``CaptionSet`` (dict image path -> captions in file order).
@@ -127,29 +132,29 @@ def read_flickr8k(token_file: str, image_dir: str, split_file: str | None = None
     Raises:
       ValueError: a line without a TAB, without ``#<n>`` after the image name, or with an empty
         caption (message names the file and line).
+      pipelines.data_files.DataError (a ValueError): a file is not a regular file (FIFO, device,
+        directory), a line is longer than ``max_line_bytes`` or not UTF-8 (names file and line).
       FileNotFoundError: ``token_file`` or ``split_file`` does not exist.
     """
     wanted = None
     if split_file is not None:
-        with open(split_file, encoding="utf-8") as handle:
-            wanted = [line.strip() for line in handle if line.strip()]
+        wanted = [line.strip() for _, line in text_lines(split_file, max_line_bytes) if line.strip()]
     wanted_set = set(wanted) if wanted is not None else None
     pairs = []
-    with open(token_file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            name_part, tab, caption = line.partition("\t")
-            name, hash_sign, index = name_part.rpartition("#")
-            caption = caption.strip()
-            if not tab or not hash_sign or not name or not index.strip().isdigit() or not caption:
-                raise ValueError(
-                    f"{token_file}:{number}: expected '<image>#<n><TAB><caption>', got {line[:80]!r}"
-                )
-            if wanted_set is not None and name not in wanted_set:
-                continue
-            pairs.append((os.path.join(image_dir, name), caption))
+    for number, line in text_lines(token_file, max_line_bytes):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        name_part, tab, caption = line.partition("\t")
+        name, hash_sign, index = name_part.rpartition("#")
+        caption = caption.strip()
+        if not tab or not hash_sign or not name or not index.strip().isdigit() or not caption:
+            raise ValueError(
+                f"{token_file}:{number}: expected '<image>#<n><TAB><caption>', got {line[:80]!r}"
+            )
+        if wanted_set is not None and name not in wanted_set:
+            continue
+        pairs.append((os.path.join(image_dir, name), caption))
     listed = [os.path.join(image_dir, name) for name in wanted] if wanted is not None else None
     return _collect(pairs, f"flickr8k {token_file}", listed=listed, limit=limit)
 
@@ -166,8 +171,8 @@ def read_coco_captions(annotations_json: str, image_dir: str) -> CaptionSet:
         an empty caption, or a caption names an unknown ``image_id`` (message names the file and
         the entry index, since JSON has no meaningful line numbers here).
     """
-    with open(annotations_json, encoding="utf-8") as handle:
-        data = json.load(handle)
+    with open_regular(annotations_json) as handle:
+        data = json.load(io.TextIOWrapper(handle, encoding="utf-8"))
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise ValueError(f"{annotations_json}: expected a COCO captions JSON with 'images' and 'annotations'")
     files = {}
@@ -190,7 +195,7 @@ def read_coco_captions(annotations_json: str, image_dir: str) -> CaptionSet:
     return _collect(pairs, f"coco {annotations_json}", listed=list(files.values()))
 
 
-def read_caption_table(path: str) -> CaptionSet:
+def read_caption_table(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> CaptionSet:
     """Read ``image,caption`` rows from a CSV (with header) or JSONL (one object per line) file.
 
     The format is chosen by extension: ``.csv`` (comma), ``.tsv`` (tab), ``.jsonl``/``.ndjson``/``.json``
@@ -200,6 +205,8 @@ def read_caption_table(path: str) -> CaptionSet:
     Raises:
       ValueError: unknown extension, CSV header without ``image`` and ``caption`` columns, a row
         with a missing/empty field, or a line that is not a JSON object (names file and line).
+      pipelines.data_files.DataError (a ValueError): ``path`` is not a regular file (FIFO, device,
+        directory), or a line is longer than ``max_line_bytes`` (default 1 MiB) or not UTF-8.
     """
     base = os.path.dirname(os.path.abspath(path))
     extension = os.path.splitext(path)[1].lower()
@@ -210,32 +217,31 @@ def read_caption_table(path: str) -> CaptionSet:
 
     pairs = []
     if extension in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t" if extension == ".tsv" else ",")
-            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-            if "image" not in fields or "caption" not in fields:
-                raise ValueError(f"{path}:1: header must name the columns 'image' and 'caption', got {reader.fieldnames}")
-            reader.fieldnames = fields
-            for row in reader:
-                image, caption = row.get("image"), row.get("caption")
-                if not image or not image.strip() or not caption or not caption.strip():
-                    raise ValueError(f"{path}:{reader.line_num}: row needs a non-empty image and caption, got {row}")
-                pairs.append((resolve(image), caption.strip()))
+        lines = (line for _, line in text_lines(path, max_line_bytes))
+        reader = csv.DictReader(lines, delimiter="\t" if extension == ".tsv" else ",")
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+        if "image" not in fields or "caption" not in fields:
+            raise ValueError(f"{path}:1: header must name the columns 'image' and 'caption', got {reader.fieldnames}")
+        reader.fieldnames = fields
+        for row in reader:
+            image, caption = row.get("image"), row.get("caption")
+            if not image or not image.strip() or not caption or not caption.strip():
+                raise ValueError(f"{path}:{reader.line_num}: row needs a non-empty image and caption, got {row}")
+            pairs.append((resolve(image), caption.strip()))
     elif extension in (".jsonl", ".ndjson", ".json"):
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{number}: expected a JSON object with 'image' and 'caption'")
-                image, caption = row.get("image"), row.get("caption")
-                if not isinstance(image, str) or not image.strip() or not isinstance(caption, str) or not caption.strip():
-                    raise ValueError(f"{path}:{number}: row needs non-empty string 'image' and 'caption', got {row}")
-                pairs.append((resolve(image), caption.strip()))
+        for number, line in text_lines(path, max_line_bytes):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object with 'image' and 'caption'")
+            image, caption = row.get("image"), row.get("caption")
+            if not isinstance(image, str) or not image.strip() or not isinstance(caption, str) or not caption.strip():
+                raise ValueError(f"{path}:{number}: row needs non-empty string 'image' and 'caption', got {row}")
+            pairs.append((resolve(image), caption.strip()))
     else:
         raise ValueError(f"{path}: unknown caption table extension {extension!r} (use .csv, .tsv or .jsonl)")
     return _collect(pairs, f"table {path}")
@@ -293,12 +299,29 @@ def _unit_hash(name: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1, test_fraction: float = 0.1):
-    """Deterministic train/validation/test split by image (all captions of an image stay together).
+def image_content_key(path: str, chunk_bytes: int = 1 << 20) -> str:
+    """``"sha256:<hex>"`` of the file's bytes (read in chunks), or ``"name:<base name>"`` when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path) as handle:
+            for block in iter(lambda: handle.read(chunk_bytes), b""):
+                digest.update(block)
+    except (OSError, ValueError):
+        return f"name:{os.path.basename(path)}"
+    return f"sha256:{digest.hexdigest()}"
 
-    Each image goes to a split by the sha256 of ``"<seed>\\0<file name>"`` (base name only, so
-    moving the folder does not change the split; adding images never moves existing ones). Use the
-    official split files instead when a dataset has them (``read_flickr8k(split_file=...)``).
+
+def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1, test_fraction: float = 0.1):
+    """Deterministic train/validation/test split by image content (all captions of an image stay together).
+
+    Byte-identical images (same sha256 of the file, under any names) form one group, and a group goes
+    to one split, so a copy of a test image under another name can never land in training. The split
+    of a group is decided by the sha256 of ``"<seed>\\0<base name>"`` of its alphabetically first base
+    name: an image without copies keeps the split its name gave before content grouping, moving the
+    folder does not change the split, and adding images never moves existing ones. Images that cannot
+    be read are grouped by their name alone. Each group of copies is logged as a warning with its
+    names. Use the official split files instead when a dataset has them
+    (``read_flickr8k(split_file=...)``).
 
     Args:
       images: ``dict[image_path, list[caption]]``.
@@ -306,7 +329,8 @@ def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1
       validation_fraction, test_fraction: expected fractions in [0, 1), sum < 1.
 
     Returns:
-      ``(train, validation, test)``: three ``CaptionSet`` dicts, insertion order kept.
+      ``(train, validation, test)``: three ``CaptionSet`` dicts, insertion order kept; each has
+      ``counts["duplicate_images"]``: images of its own that are byte-identical copies of another one.
 
     Raises:
       ValueError: fractions outside [0, 1) or summing to 1 or more.
@@ -316,13 +340,24 @@ def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1
             raise ValueError(f"{name} must be in [0, 1), got {value}")
     if validation_fraction + test_fraction >= 1.0:
         raise ValueError("validation_fraction + test_fraction must be < 1")
+    groups: dict[str, list[str]] = {}
+    for path in images:
+        groups.setdefault(image_content_key(path), []).append(path)
+    split_of: dict[str, CaptionSet] = {}
     train, validation, test = CaptionSet(), CaptionSet(), CaptionSet()
-    for path, captions in images.items():
-        u = _unit_hash(os.path.basename(path), seed)
+    duplicates = {id(train): 0, id(validation): 0, id(test): 0}
+    for paths in groups.values():
+        u = _unit_hash(min(os.path.basename(p) for p in paths), seed)
         target = test if u < test_fraction else validation if u < test_fraction + validation_fraction else train
-        target[path] = captions
+        split_of.update(dict.fromkeys(paths, target))
+        if len(paths) > 1:
+            duplicates[id(target)] += len(paths) - 1
+            logger.warning("%d byte-identical images kept together in one split: %s", len(paths), ", ".join(paths))
+    for path, captions in images.items():
+        split_of[path][path] = captions
     for part in (train, validation, test):
-        part.counts.update(images=len(part), captions=sum(len(v) for v in part.values()))
+        part.counts.update(images=len(part), captions=sum(len(v) for v in part.values()),
+                           duplicate_images=duplicates[id(part)])
     return train, validation, test
 
 

@@ -20,6 +20,8 @@ from typing import Iterable, Sequence
 
 import tensorflow as tf
 
+from pipelines.data_files import regular_file_problem
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["decode_image", "load_image", "check_images", "log_skipped_images"]
@@ -69,7 +71,8 @@ def check_images(paths: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]
     """Try to decode every file once (eagerly, with the same decoder as ``decode_image``).
 
     Never raises for bad files: each problem is returned as ``(path, reason)`` where reason is
-    ``"missing file"``, ``"empty file"``, ``"unreadable file: <OSError>"`` or
+    ``"missing file"``, ``"not a regular file (FIFO (named pipe))"`` (or directory, device), ``"empty file"``,
+    ``"unreadable file: <OSError>"`` or
     ``"not a decodable image: <decoder message>"`` (truncated JPEG/PNG data, text files, ...).
     Duplicated paths are checked once and keep their first position.
 
@@ -88,8 +91,9 @@ def check_images(paths: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]
         if path in seen:
             continue
         seen.add(path)
-        if not os.path.isfile(path):
-            problems.append((path, "missing file"))
+        problem = regular_file_problem(path)
+        if problem:
+            problems.append((path, problem))
             continue
         try:
             with open(path, "rb") as handle:

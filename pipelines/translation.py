@@ -7,13 +7,13 @@ so files larger than memory work. Files ending in ``.gz`` are decompressed trans
 
 import dataclasses
 import glob
-import gzip
 import hashlib
 import itertools
 import os
 import unicodedata
 from typing import Iterable, Iterator, Optional, Tuple
 
+from pipelines.data_files import DEFAULT_MAX_LINE_BYTES, numbered_lines
 from pipelines.errors import DataError  # noqa: F401  (raised here; importable from this module too)
 
 Pair = Tuple[str, str]
@@ -48,16 +48,6 @@ class PairStats:
                 f"{self.dropped_bad_line} bad lines")
 
 
-def _open_binary(path):
-    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
-
-
-def _numbered_lines(path) -> Iterator[Tuple[int, bytes]]:
-    """Yields ``(line_number, raw_line)`` (1-based) for each line of ``path``, split on ``\\n`` only."""
-    with _open_binary(path) as file:
-        yield from enumerate(file, start=1)
-
-
 def _decode_line(path, number: int, raw: bytes) -> str:
     """UTF-8 line without its ending (``\\n`` or ``\\r\\n``) and, on line 1, without a BOM.
 
@@ -85,7 +75,7 @@ def _parse_anki_line(path, number: int, raw: bytes) -> Pair:
 
 
 def read_anki(path, reverse: bool = False, limit: Optional[int] = None, skip_bad_lines: bool = False,
-              stats: Optional[PairStats] = None) -> Iterator[Pair]:
+              stats: Optional[PairStats] = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Pair]:
     """Streams (source, target) pairs from a Tatoeba/Anki file (manythings.org/anki format).
 
     Each line is ``english<TAB>other`` or ``english<TAB>other<TAB>attribution``. UTF-8; a BOM and
@@ -99,23 +89,25 @@ def read_anki(path, reverse: bool = False, limit: Optional[int] = None, skip_bad
       skip_bad_lines: bool, default False: skip malformed lines (counted in
         ``stats.dropped_bad_line``) instead of raising.
       stats: optional :class:`PairStats` to count skipped lines in.
+      max_line_bytes: int, longest allowed line in bytes (default 1 MiB, config ``data.max_line_bytes``).
 
     Yields:
       ``(source, target)`` str pairs, unstripped (see :func:`clean_pairs`).
 
     Raises:
       DataError: a line has no TAB, more than 3 columns, or is not valid UTF-8 (message:
-        ``path:line: ...``, 1-based), unless ``skip_bad_lines``.
+        ``path:line: ...``, 1-based), unless ``skip_bad_lines``; always: ``path`` is not a regular file
+        (a FIFO, device or directory; nothing is read) or a line is longer than ``max_line_bytes``.
     """
     stats = stats if stats is not None else PairStats()
-    pairs = _anki_pairs(path, skip_bad_lines, stats)
+    pairs = _anki_pairs(path, skip_bad_lines, stats, max_line_bytes)
     if reverse:
         pairs = ((target, source) for source, target in pairs)
     yield from itertools.islice(pairs, limit)
 
 
-def _anki_pairs(path, skip_bad_lines: bool, stats: PairStats) -> Iterator[Pair]:
-    for number, raw in _numbered_lines(path):
+def _anki_pairs(path, skip_bad_lines: bool, stats: PairStats, max_line_bytes: int) -> Iterator[Pair]:
+    for number, raw in numbered_lines(path, max_line_bytes):
         try:
             yield _parse_anki_line(path, number, raw)
         except DataError:
@@ -125,7 +117,7 @@ def _anki_pairs(path, skip_bad_lines: bool, stats: PairStats) -> Iterator[Pair]:
 
 
 def read_parallel(source_file, target_file, limit: Optional[int] = None, skip_bad_lines: bool = False,
-                  stats: Optional[PairStats] = None) -> Iterator[Pair]:
+                  stats: Optional[PairStats] = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Pair]:
     """Streams (source, target) pairs from two line-aligned files (line i translates line i).
 
     UTF-8, BOM and CRLF handled, ``.gz`` decompressed. The line counts are compared while streaming:
@@ -137,22 +129,26 @@ def read_parallel(source_file, target_file, limit: Optional[int] = None, skip_ba
       skip_bad_lines: bool, default False: skip a pair whose source or target line is not valid UTF-8
         (both sides go together; counted in ``stats.dropped_bad_line``) instead of raising.
       stats: optional :class:`PairStats` to count skipped pairs in.
+      max_line_bytes: int, longest allowed line in bytes (default 1 MiB, config ``data.max_line_bytes``).
 
     Yields:
       ``(source, target)`` str pairs.
 
     Raises:
       DataError: the files have different line counts (message names both files and both counts),
-        or a line is not valid UTF-8 (message ``path:line``) unless ``skip_bad_lines``.
+        or a line is not valid UTF-8 (message ``path:line``) unless ``skip_bad_lines``; always: a file
+        is not a regular file (FIFO, device, directory) or a line is longer than ``max_line_bytes``.
     """
     stats = stats if stats is not None else PairStats()
-    yield from itertools.islice(_aligned_pairs(source_file, target_file, skip_bad_lines, stats), limit)
+    yield from itertools.islice(_aligned_pairs(source_file, target_file, skip_bad_lines, stats, max_line_bytes),
+                                limit)
 
 
-def _aligned_pairs(source_file, target_file, skip_bad_lines: bool = False,
-                   stats: Optional[PairStats] = None) -> Iterator[Pair]:
+def _aligned_pairs(source_file, target_file, skip_bad_lines: bool, stats: PairStats,
+                   max_line_bytes: int) -> Iterator[Pair]:
     counts = [0, 0]
-    for source, target in itertools.zip_longest(_numbered_lines(source_file), _numbered_lines(target_file)):
+    for source, target in itertools.zip_longest(numbered_lines(source_file, max_line_bytes),
+                                                numbered_lines(target_file, max_line_bytes)):
         counts[0] += source is not None
         counts[1] += target is not None
         if source is not None and target is not None:  # else one file has ended: only count the other

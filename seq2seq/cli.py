@@ -1,13 +1,16 @@
 """Command line: `seq2seq train | evaluate | translate | caption | export | embeddings`.
 
 Thin: parses arguments, calls `seq2seq.runner`, prints results. Errors in user input (config, data, model
-directory) print one line `error: ...` and exit with status 2; a training run whose loss became NaN/Inf prints
-`error: ...` and exits with status 1.
+directory) and OS-level failures (permission, read-only or full disk, TensorFlow file errors; see
+`seq2seq.os_errors`) print one line `error: ...` and exit with status 2 (`--debug` shows the traceback); a
+training run whose loss became NaN/Inf prints `error: ...` and exits with status 1; `translate` exits with 1
+when some stdin lines were rejected (the others are translated).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -37,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2seq", description="Train, evaluate, use and export "
                                      "encoder-decoder models for translation and image captioning.")
     parser.add_argument("--quiet", action="store_true", help="only warnings and results")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train (or resume) a model, then evaluate it on the test split")
@@ -108,17 +112,31 @@ def _print_report(metrics: dict) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    from seq2seq import model_dir as md
     from seq2seq import runner
 
-    metrics = runner.evaluate(args.model_dir, args.split, **_decode_overrides(args))
-    print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    metrics = runner.evaluate(args.model_dir, args.split, save=False, **_decode_overrides(args))
+    print(json.dumps(metrics, indent=2, ensure_ascii=False), flush=True)  # printed first: a failed save loses nothing
+    md.update_metrics(args.model_dir, args.split, metrics)
     return 0
 
 
 def _input_lines(texts):
+    """(lines, status): TEXT arguments, or stdin read as bytes line by line.
+
+    A stdin line that is not valid UTF-8 (or too long) is reported as one `error:` line naming its number and
+    is left out; the other lines are still translated, and the exit status is then 1 (`seq2seq.text_input`).
+    """
     if texts:
-        return list(texts)
-    return [line.rstrip("\n") for line in sys.stdin]
+        return list(texts), 0
+    from seq2seq.text_input import exit_status, read_lines
+
+    stream = getattr(sys.stdin, "buffer", None)  # a text stream without bytes (e.g. io.StringIO): re-encoded
+    lines = read_lines(stream if stream is not None else io.BytesIO(sys.stdin.read().encode("utf-8")))
+    for line in lines:
+        if line.error is not None:
+            print(f"error: {line.error}", file=sys.stderr)
+    return [line.text for line in lines if line.error is None], exit_status(lines)
 
 
 def _check_decode_options(args) -> None:
@@ -134,11 +152,12 @@ def cmd_translate(args) -> int:
     _check_decode_options(args)
     from seq2seq import runner
 
-    for _, line in runner.predict_items("translation", _input_lines(args.text), model_dir=args.model_dir,
+    texts, status = _input_lines(args.text)
+    for _, line in runner.predict_items("translation", texts, model_dir=args.model_dir,
                                         saved_model=args.saved_model, n_best=args.n_best,
                                         attention_plot=args.attention_plot, **_decode_overrides(args)):
         print(line)
-    return 0
+    return status
 
 
 def cmd_caption(args) -> int:
@@ -179,18 +198,30 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from pipelines.errors import DataError
     from seq2seq.errors import ConfigError, ModelDirError, NonFiniteLossError
+    from seq2seq.os_errors import describe_os_error
 
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, ModelDirError, DataError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if args.debug:
+            raise
+        described = describe_os_error(err) if isinstance(err, OSError) and err.errno else None
+        print(f"error: {described or err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:  # not an input error: the run diverged (last good checkpoint kept)
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted (training keeps its last checkpoint; run the same command to resume)", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the one boundary for OS-level failures (permission, no space, ...)
+        described = describe_os_error(err)
+        if described is None or args.debug:
+            raise
+        print(f"error: {described}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

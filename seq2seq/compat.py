@@ -14,14 +14,17 @@ behaviour runs, with a warning), and `tests/test_compat.py` fails on a Keras who
 | `symbolic_build` | `keras.Model._maybe_symbolic_build`, `._symbolic_build` | `training.trainer` (multi-worker build) | Keras' own build |
 | `multi_worker_mode` | `tf.distribute.Strategy.extended._in_multi_worker_mode` | `training.trainer` (log shapes) | treated as single worker |
 | `keras_home` | `keras.src.backend.config.keras_home` | `model.image_encoder` (error message) | `~/.keras` |
+| `weights_in_memory` | `keras.src.saving.saving_lib.H5IOStore`, `._save_state` | `weights_file` (full-disk-safe saves) | `save_weights` to a temporary file, read back |
 
 Tested against Keras 3.15 (pinned in requirements.txt).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -38,6 +41,11 @@ try:
 except ImportError:  # pragma: no cover
     _keras_home = None
 
+try:  # H5IOStore / _save_state: no public API writes a weights file to a file object
+    from keras.src.saving import saving_lib as _saving_lib
+except ImportError:  # pragma: no cover
+    _saving_lib = None
+
 
 def hooks() -> dict[str, bool]:
     """{hook name: available in the installed Keras} for every hook in the table above."""
@@ -50,6 +58,8 @@ def hooks() -> dict[str, bool]:
         "symbolic_build": hasattr(keras.Model, "_maybe_symbolic_build") and hasattr(keras.Model, "_symbolic_build"),
         "multi_worker_mode": hasattr(tf.distribute.StrategyExtended, "_in_multi_worker_mode"),
         "keras_home": _keras_home is not None,
+        "weights_in_memory": _saving_lib is not None and hasattr(_saving_lib, "H5IOStore")
+        and hasattr(_saving_lib, "_save_state"),
     }
 
 
@@ -179,3 +189,35 @@ def keras_home() -> str:
     if _keras_home is not None:
         return _keras_home()
     return os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Weights files
+
+
+def weights_h5_bytes(model: keras.Model) -> bytes:
+    """The bytes of the ``.weights.h5`` file ``model.save_weights`` would write, built in memory.
+
+    Args:
+      model: a built Keras model (its optimizer state is included when built, as ``save_weights`` does).
+
+    Raises:
+      ValueError: the model is not built.
+    """
+    if not model.built:
+        raise ValueError("cannot save the weights of a model that is not built; call it on a batch first")
+    if not hooks()["weights_in_memory"]:
+        _missing("weights_in_memory")
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.weights.h5")
+            model.save_weights(path)
+            with open(path, "rb") as handle:
+                return handle.read()
+    buffer = io.BytesIO()
+    store = _saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        _saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                                visited_saveables=set())
+    finally:
+        store.close()
+    return buffer.getvalue()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -21,6 +22,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from pipelines.atomic import write_atomically
+from pipelines.data_files import DEFAULT_MAX_LINE_BYTES
 from seq2seq.errors import ConfigError
 from seq2seq.registry import registered_keys, registry_for
 
@@ -43,6 +45,7 @@ class DataConfig:
     test_fraction: float = 0.05
     seed: int = 0
     max_target_length: int = 50
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 @dataclass
@@ -285,6 +288,47 @@ def _data_section(values: dict, task: str) -> type:
     return cls
 
 
+def config_keys(cls=None, prefix: str = "") -> list[str]:
+    """Every dotted key of the config, sections included (``data``, ``data.path``, ...), in declaration order."""
+    keys = []
+    for item in dataclasses.fields(cls or Config):
+        key = f"{prefix}.{item.name}" if prefix else item.name
+        keys.append(key)
+        tp = typing.get_type_hints(cls or Config)[item.name]
+        if tp is DataConfig:  # the data section of every task
+            tasks = registry_for("task")
+            sections = [tasks.get(name).data_config for name in tasks] if tasks else [DataConfig]
+            keys.extend(dict.fromkeys(k for section in sections for k in config_keys(section, key)))
+        elif dataclasses.is_dataclass(tp):
+            keys.extend(config_keys(tp, key))
+    return keys
+
+
+def closest_key(key: str) -> str | None:
+    """The declared dotted key closest to the unknown ``key`` (``difflib``), or None when none is close.
+
+    Whole keys are compared first (``train.max_step`` -> ``train.max_steps``); failing that, the last
+    part alone (``max_step`` -> ``train.max_steps``, ``trian.batch_size`` -> ``train.batch_size``).
+    """
+    keys = config_keys()
+    match = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+    if match:
+        return match[0]
+    last = key.rsplit(".", 1)[-1]
+    by_last = {}
+    for candidate in keys:
+        by_last.setdefault(candidate.rsplit(".", 1)[-1], candidate)
+    match = difflib.get_close_matches(last, list(by_last), n=1, cutoff=0.8)
+    return by_last[match[0]] if match else None
+
+
+def _unknown_key(key: str, detail: str = "") -> ConfigError:
+    """``unknown config key 'train.max_step'; did you mean 'train.max_steps'?`` plus ``detail``."""
+    suggestion = closest_key(key)
+    message = f"unknown config key {key!r}" + (f"; did you mean {suggestion!r}?" if suggestion else "")
+    return ConfigError(message + (f" {detail}" if detail else ""))
+
+
 def _build(cls, values: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -297,7 +341,7 @@ def _build(cls, values: dict, prefix: str = ""):
     for name, value in values.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in names:
-            raise ConfigError(f"unknown config key {key!r}; known keys here: {', '.join(sorted(names))}")
+            raise _unknown_key(key, f"(known keys here: {', '.join(sorted(names))})")
         kwargs[name] = _coerce(value, hints[name], key)
     if cls is Config and "data" not in kwargs:
         kwargs["data"] = hints["data"]()
@@ -325,7 +369,7 @@ def validate(config: Config) -> Config:
     """
     d, t, m, tr, dc = config.data, config.tokenizer, config.model, config.train, config.decode
     for key, value in [
-        ("data.max_target_length", d.max_target_length),
+        ("data.max_target_length", d.max_target_length), ("data.max_line_bytes", d.max_line_bytes),
         ("tokenizer.source_vocab_size", t.source_vocab_size), ("tokenizer.target_vocab_size", t.target_vocab_size),
         ("model.embedding.dim", m.embedding.dim), ("model.encoder.units", m.encoder.units),
         ("model.encoder.layers", m.encoder.layers), ("model.decoder.units", m.decoder.units),
@@ -404,13 +448,13 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
             if cls is Config and part == "data":
                 hints["data"] = _task_kind(values.get("task", Config.task)).data_config
             if part not in hints or not dataclasses.is_dataclass(hints[part]):
-                raise ConfigError(f"unknown config key {'.'.join(path)!r} in override {text!r}")
+                raise _unknown_key(key, f"(in override {text!r})")
             cls = hints[part]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"config key {'.'.join(path)!r} is not a section")
         if parts[-1] not in typing.get_type_hints(cls):
-            raise ConfigError(f"unknown config key {key!r} in override {text!r}")
+            raise _unknown_key(key, f"(in override {text!r})")
         node[parts[-1]] = value
     return values
 

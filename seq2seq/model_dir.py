@@ -29,6 +29,8 @@ import yaml
 from pipelines.atomic import atomic_path, write_atomically
 from seq2seq.config import Config, ConfigError, config_from_dict, save_config
 from seq2seq.errors import ModelDirError  # noqa: F401  (raised here; importable from this module too)
+from seq2seq.run_lock import LOCK_NAME
+from seq2seq.weights_file import save_weights_atomically
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ def prepare(model_dir: str, config: Config) -> bool:
             raise ModelDirError(
                 f"cannot resume in {model_dir!r}: the config changed incompatibly ({details}). "
                 f"Use a new --model-dir, or restore these values.")
-    elif os.path.isdir(model_dir) and os.listdir(model_dir):
+    elif os.path.isdir(model_dir) and set(os.listdir(model_dir)) - {LOCK_NAME}:
         raise ModelDirError(f"{model_dir!r} is not empty and holds no {CONFIG_FILE}: refusing to train into an "
                             f"unrelated folder; choose a new or empty --model-dir")
     os.makedirs(model_dir, exist_ok=True)
@@ -149,8 +151,7 @@ def update_metrics(model_dir: str, split: str, metrics: dict) -> dict:
 
 def atomic_save_weights(model: keras.Model, path: str) -> None:
     """`model.save_weights(path)` through a temporary file in the same folder and a rename."""
-    with atomic_path(path) as tmp:
-        model.save_weights(tmp)
+    save_weights_atomically(model, path)
 
 
 def atomic_save_model(model: keras.Model, path: str) -> None:

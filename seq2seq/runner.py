@@ -12,6 +12,7 @@ The recipe is written once here and reaches the task only through `seq2seq.tasks
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -21,12 +22,14 @@ from typing import Iterator, Sequence
 import keras
 import tensorflow as tf
 
+from pipelines.atomic import remove_stale_temps
 from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as md
 from seq2seq.config import Config
 from seq2seq.decoding import decode_settings
 from seq2seq.errors import ModelDirError
 from seq2seq.model.seq2seq import Seq2Seq, build_model
+from seq2seq.run_lock import ModelDirLock
 from seq2seq.serving.export import export_module, load_saved_model
 from seq2seq.serving.modules import ServingModule, predict_batches
 from seq2seq.tasks.base import TASKS, Task, task_for
@@ -73,13 +76,25 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
       ConfigError, ModelDirError, DataError, FileNotFoundError, ValueError: bad input, before training;
       NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
     """
-    from seq2seq.training.distribute import chief_first, is_chief, make_strategy
-    from seq2seq.training.fit import compile_model, fit
-    from seq2seq.training.trainer import build_trainable_model
+    from seq2seq.training.distribute import is_chief, make_strategy
 
     task = task_for(config)
     task.check_data()
     strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
+    # One writer per model directory (the chief's); a second `train` on it is refused at once.
+    lock = ModelDirLock(model_dir) if is_chief(strategy) else contextlib.nullcontext()
+    with lock:
+        return _train_locked(config, task, strategy, model_dir, verbose)
+
+
+def _train_locked(config: Config, task: Task, strategy, model_dir: str, verbose: int) -> dict:
+    from seq2seq.training.distribute import chief_first, is_chief
+    from seq2seq.training.fit import compile_model, fit
+    from seq2seq.training.trainer import build_trainable_model
+
+    for folder in (model_dir, os.path.join(model_dir, md.CHECKPOINT_DIR)):
+        for removed in remove_stale_temps(folder):  # left by a killed save
+            log.info("removed the stale temporary file %s", removed)
     tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
     chief_first(strategy, lambda: (md.prepare(model_dir, config), task.train_tokenizers(tok_dir)),
                 _tokenizer_files(task, tok_dir))
@@ -148,8 +163,10 @@ def predict(module: ServingModule, inputs: Sequence, batch_size: int = 64,
 
 
 def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, progress: bool = True,
-             **decode_overrides) -> dict:
-    """The task's metrics of the model in `model_dir` on `split`, also written into metrics.json.
+             save: bool = True, **decode_overrides) -> dict:
+    """The task's metrics of the model in `model_dir` on `split`, also written into metrics.json when `save`.
+
+    The CLI passes `save=False`, prints the metrics, then saves them: a failed write never loses them.
 
     Returns:
       dict: split, the number of examples (under the task's unit, e.g. "sentences"), decode_seconds, decode
@@ -163,11 +180,11 @@ def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, 
     seconds = time.time() - started
     metrics = {"split": split, loaded.task.unit: len(evaluation.inputs), "decode_seconds": round(seconds, 2),
                "decode": dict(module.decode_config)}
-    if evaluation.skipped:
-        metrics[f"skipped_{loaded.task.unit}"] = evaluation.skipped
+    metrics[f"skipped_{loaded.task.unit}"] = evaluation.skipped
     metrics.update(loaded.task.metrics(hypotheses, evaluation.references))
     metrics["examples"] = loaded.task.examples(evaluation, hypotheses)
-    md.update_metrics(model_dir, split, metrics)
+    if save:
+        md.update_metrics(model_dir, split, metrics)
     return metrics
 
 

@@ -60,7 +60,8 @@ def test_unknown_key_in_file_lists_the_known_keys(tmp_path, capsys, data):
     config = values(data)
     config["decode"] = {"beamsize": 4}
     code, err = run_train(tmp_path, config, capsys)
-    assert code == 2 and "unknown config key 'decode.beamsize'; known keys here: batch_size, beam_size" in err
+    assert code == 2 and ("unknown config key 'decode.beamsize'; did you mean 'decode.beam_size'? "
+                      "(known keys here: batch_size, beam_size") in err
     assert not os.path.exists(tmp_path / "model")
 
 

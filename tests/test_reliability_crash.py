@@ -26,6 +26,7 @@ from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.serving.export import load_saved_model, save_atomically
 from seq2seq.model.seq2seq import build_model
+from seq2seq.training import fit as fit_module
 from seq2seq.training.fit import compile_model, fit
 from seq2seq.training.trainer import build_trainable_model
 from seq2seq.model_dir import list_checkpoints
@@ -216,7 +217,7 @@ def test_nan_loss_stops_training_with_clear_error_and_keeps_last_good_checkpoint
 
 def test_nan_loss_through_the_cli_exits_nonzero_with_one_error_line(tmp_path, capsys, monkeypatch):
     # The optimizer's learning rate turns NaN at step 4: the 5th update makes the weights NaN.
-    monkeypatch.setattr(training, "make_optimizer", lambda train: keras.optimizers.Adam(NanFromStep(4)))
+    monkeypatch.setattr(fit_module, "make_optimizer", lambda train: keras.optimizers.Adam(NanFromStep(4)))
     source, target = write_synthetic_parallel(str(tmp_path), pairs=60)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({

@@ -75,11 +75,12 @@ def _flickr8k(config: Config, split: str) -> readers.CaptionSet:
     captions, image_dir = resolve_path(config, d.captions_file), resolve_path(config, d.image_dir)
     split_files = {"train": d.train_split_file, "validation": d.validation_split_file, "test": d.test_split_file}
     if not any(split_files.values()):
-        return _split(config, readers.read_flickr8k(captions, image_dir), split)
+        return _split(config, readers.read_flickr8k(captions, image_dir, max_line_bytes=d.max_line_bytes), split)
     if not all(split_files.values()):
         unset = [f"data.{k}_split_file" for k, v in split_files.items() if not v]
         raise ValueError(f"set all three split files or none; {', '.join(unset)} not set")
-    return readers.read_flickr8k(captions, image_dir, resolve_path(config, split_files[split]))
+    return readers.read_flickr8k(captions, image_dir, resolve_path(config, split_files[split]),
+                                 max_line_bytes=d.max_line_bytes)
 
 
 @READERS.register("coco")
@@ -95,7 +96,8 @@ def _coco(config: Config, split: str) -> readers.CaptionSet:
 def _table(config: Config, split: str) -> readers.CaptionSet:
     """`data.path`: a CSV/TSV/JSONL with `image` and `caption` columns, split by image."""
     _needs(config, "path")
-    return _split(config, readers.read_caption_table(resolve_path(config, config.data.path)), split)
+    return _split(config, readers.read_caption_table(resolve_path(config, config.data.path),
+                                                     max_line_bytes=config.data.max_line_bytes), split)
 
 
 @READERS.register("tfds")

@@ -58,9 +58,10 @@ def _parallel_pairs(config: Config, split: str, stats: readers.PairStats):
             raise ValueError(f"data.{split}_source_file and data.{split}_target_file are both needed")
         return readers.clean_pairs(readers.read_parallel(resolve_path(config, source), resolve_path(config, target),
                                                          limit=d.limit, skip_bad_lines=d.skip_bad_lines,
-                                                         stats=stats), stats)
+                                                         stats=stats, max_line_bytes=d.max_line_bytes), stats)
     pairs = readers.read_parallel(resolve_path(config, d.source_file), resolve_path(config, d.target_file),
-                                  limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats)
+                                  limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats,
+                                  max_line_bytes=d.max_line_bytes)
     return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction,
                                d.test_fraction)
 
@@ -72,7 +73,8 @@ def _anki_pairs(config: Config, split: str, stats: readers.PairStats):
     path = resolve_path(config, d.path)
     if not os.path.exists(path) and d.download:
         path = readers.download_anki(os.path.basename(d.path).rsplit(".", 1)[0], cache_dir=d.cache_dir)
-    pairs = readers.read_anki(path, reverse=d.reverse, limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats)
+    pairs = readers.read_anki(path, reverse=d.reverse, limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats,
+                              max_line_bytes=d.max_line_bytes)
     return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction,
                                d.test_fraction)
 

@@ -25,6 +25,7 @@ from seq2seq.model_dir import BEST_WEIGHTS, CHECKPOINT_DIR, atomic_save_weights,
 from seq2seq.training.distribute import write_dir
 from seq2seq.training.losses import MaskedAccuracy, MaskedCrossEntropy
 from seq2seq.training.optimizers import FusedAdam
+from seq2seq.training.progress import fit_progress
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,9 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
             keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=100),
             keras.callbacks.CSVLogger(os.path.join(out, "train_log.csv"), append=True),
         ]
+        if verbose:  # the Keras bar on a terminal; plain progress lines in a redirected log
+            verbose, progress = fit_progress(train.max_steps)
+            callbacks += progress
         if validation_data is not None:
             callbacks.append(BestWeights(out))
             if train.early_stopping_patience:
