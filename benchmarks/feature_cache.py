@@ -58,8 +58,8 @@ def measure(config, items, tokenizer, work: str) -> dict:
     """Cached and uncached epoch seconds (and the one-off cache build) for one config's backbone."""
     from pipelines.captioning import make_captioning_dataset
     from pipelines.feature_cache import FeatureCache
-    from seq2seq.tasks import captioning
     from seq2seq.model.seq2seq import build_model
+    from seq2seq.tasks import captioning
     from seq2seq.training.fit import compile_model
 
     build_config = captioning._build_config(config, for_training=True)
@@ -100,8 +100,8 @@ def main(argv=None) -> dict:
 
     from pipelines.captioning import caption_texts
     from pipelines.tokenizers import train_word_vocabulary
-    from seq2seq.tasks import captioning
     from seq2seq.config import load_config
+    from seq2seq.tasks import captioning
 
     images = args.images or (48 if args.quick else None)
     overrides = list(args.overrides) + ([f"data.limit={images}"] if images else [])

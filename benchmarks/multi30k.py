@@ -37,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from seq2seq.tasks import translation  # noqa: E402
+from seq2seq import runner  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
 from seq2seq.plots import plot_curve  # noqa: E402
 

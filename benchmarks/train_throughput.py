@@ -72,9 +72,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pipelines.vocab import PAD_ID  # noqa: E402
-from seq2seq.tasks import translation  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
 from seq2seq.model.seq2seq import build_model  # noqa: E402
+from seq2seq.tasks import translation  # noqa: E402
 from seq2seq.training.fit import compile_model  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "translation", "multi30k_en_de_gru.yaml")

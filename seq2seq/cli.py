@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="BLEU on a split; prints the metrics as JSON")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--source", help="score a test set the config does not name: source sentences, one per line")
+    p.add_argument("--references", nargs="+", metavar="FILE", help="reference files for --source, one stream each")
+    p.add_argument("--hypotheses", metavar="FILE", help="also write the outputs there, one per line")
+    p.add_argument("--per-sentence", action="store_true", help="add sentence BLEU and chrF of every output")
+    p.add_argument("--wmt-language", metavar="LANG",
+                   help="also BLEU in the WMT multimodal convention (lowercase, Moses normalise + tokenise) for LANG")
     decode_options(p)
 
     p = sub.add_parser("translate", help="translate TEXT arguments, or stdin lines")
@@ -115,9 +121,14 @@ def cmd_evaluate(args) -> int:
     from seq2seq import model_dir as md
     from seq2seq import runner
 
-    metrics = runner.evaluate(args.model_dir, args.split, save=False, **_decode_overrides(args))
+    if args.references and not args.source:
+        raise ValueError("--references needs --source (the source sentences of that test set)")
+    metrics = runner.evaluate(args.model_dir, args.split, save=False, source_file=args.source,
+                              reference_files=args.references, hypotheses_file=args.hypotheses,
+                              per_sentence=args.per_sentence, wmt_language=args.wmt_language,
+                              **_decode_overrides(args))
     print(json.dumps(metrics, indent=2, ensure_ascii=False), flush=True)  # printed first: a failed save loses nothing
-    md.update_metrics(args.model_dir, args.split, metrics)
+    md.update_metrics(args.model_dir, metrics["split"], metrics)
     return 0
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from seq2seq import model_dir as md
-from seq2seq.word_vectors import export_projector, nearest_neighbours
-from seq2seq.word_vectors import SENTENCEPIECE_SPACE, tokenizer_pieces
+from seq2seq.word_vectors import SENTENCEPIECE_SPACE, export_projector, nearest_neighbours, tokenizer_pieces
 
 SIDES = ("source", "target")
 

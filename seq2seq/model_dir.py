@@ -23,8 +23,12 @@ import logging
 import os
 import re
 import shutil
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:  # annotations only: this module needs no Keras at import time
+    import keras
 
 from pipelines.atomic import atomic_path, write_atomically
 from seq2seq.config import Config, ConfigError, config_from_dict, save_config

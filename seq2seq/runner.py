@@ -22,12 +22,13 @@ from typing import Iterator, Sequence
 import keras
 import tensorflow as tf
 
-from pipelines.atomic import remove_stale_temps
+from pipelines.atomic import remove_stale_temps, write_atomically
 from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as md
 from seq2seq.config import Config
 from seq2seq.decoding import decode_settings
 from seq2seq.errors import ModelDirError
+from seq2seq.evaluation import per_sentence_scores, per_sentence_signatures
 from seq2seq.model.seq2seq import Seq2Seq, build_model
 from seq2seq.run_lock import ModelDirLock
 from seq2seq.serving.export import export_module, load_saved_model
@@ -163,26 +164,52 @@ def predict(module: ServingModule, inputs: Sequence, batch_size: int = 64,
 
 
 def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, progress: bool = True,
-             save: bool = True, **decode_overrides) -> dict:
-    """The task's metrics of the model in `model_dir` on `split`, also written into metrics.json when `save`.
+             save: bool = True, source_file: str | None = None, reference_files: Sequence[str] | None = None,
+             hypotheses_file: str | None = None, per_sentence: bool = False, wmt_language: str | None = None,
+             **decode_overrides) -> dict:
+    """The task's metrics of the model in `model_dir` on `split` (or on given files), saved in metrics.json.
 
-    The CLI passes `save=False`, prints the metrics, then saves them: a failed write never loses them.
+    Args:
+      split: 'train' | 'validation' | 'test' of the config's data (ignored with `source_file`).
+      loaded: an already loaded model directory (default: `load(model_dir)`).
+      progress: draw a progress bar while decoding.
+      save: write the metrics into metrics.json under `split` (or "file:<source_file>"). The CLI passes False,
+        prints the metrics, then saves them: a failed write never loses them.
+      source_file, reference_files: a test set the config does not name: one source per line, one reference
+        stream per file (translation).
+      hypotheses_file: also write the outputs there, one per line (atomically), so that e.g. the sacreBLEU command
+        line can re-check every figure: `sacrebleu REFERENCES -i HYPOTHESES -m bleu chrf ter`.
+      per_sentence: add "per_sentence": sentence BLEU and chrF of every output (never mixed with corpus BLEU).
+      wmt_language: translation: also BLEU in the WMT multimodal convention (lc.norm.tok) for this language.
 
     Returns:
-      dict: split, the number of examples (under the task's unit, e.g. "sentences"), decode_seconds, decode
-      settings, the task's metrics (`Task.metrics`) and the first five examples.
+      dict: split, the number of examples (under the task's unit, e.g. "sentences") and of skipped ones,
+      decode_seconds, decode settings, the task's metrics (`Task.metrics`, each with its signature) and the
+      first five examples.
     """
     loaded = loaded or load(model_dir)
     module = serving_module(loaded, **decode_overrides)
-    evaluation = loaded.task.evaluation_set(split)
+    if source_file is not None:
+        if not reference_files:
+            raise ValueError("--source needs --references (one file per reference stream)")
+        evaluation = loaded.task.external_evaluation_set(source_file, list(reference_files))
+        split = f"file:{os.path.abspath(source_file)}"
+    else:
+        evaluation = loaded.task.evaluation_set(split)
     started = time.time()
     hypotheses, _ = predict(module, evaluation.inputs, loaded.config.decode.batch_size, progress=progress)
     seconds = time.time() - started
-    metrics = {"split": split, loaded.task.unit: len(evaluation.inputs), "decode_seconds": round(seconds, 2),
-               "decode": dict(module.decode_config)}
-    metrics[f"skipped_{loaded.task.unit}"] = evaluation.skipped
-    metrics.update(loaded.task.metrics(hypotheses, evaluation.references))
+    metrics = {"split": split, loaded.task.unit: len(evaluation.inputs), f"skipped_{loaded.task.unit}":
+               evaluation.skipped, "decode_seconds": round(seconds, 2), "decode": dict(module.decode_config)}
+    metrics.update(loaded.task.metrics(hypotheses, evaluation.references, wmt_language=wmt_language))
+    if per_sentence:
+        streams = [list(stream) for stream in zip(*evaluation.references)]
+        metrics["per_sentence"] = {"signatures": per_sentence_signatures(len(streams)),
+                                   "scores": per_sentence_scores(hypotheses, streams)}
     metrics["examples"] = loaded.task.examples(evaluation, hypotheses)
+    if hypotheses_file:
+        write_atomically(hypotheses_file, "".join(h.replace("\n", " ") + "\n" for h in hypotheses))
+        metrics["hypotheses_file"] = os.path.abspath(hypotheses_file)
     if save:
         md.update_metrics(model_dir, split, metrics)
     return metrics

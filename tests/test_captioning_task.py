@@ -22,12 +22,11 @@ import tensorflow as tf
 from captioning_helpers import write_image
 from conftest import shared_data_dir
 
-from seq2seq import cli
-from seq2seq.tasks import captioning
+from seq2seq import cli, runner
 from seq2seq.config import config_from_dict, load_config
-from seq2seq import runner
-from seq2seq.serving.export import export_module
 from seq2seq.plots import plot_caption_attention, plot_translation_attention
+from seq2seq.serving.export import export_module
+from seq2seq.tasks import captioning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH_CONFIG = os.path.join(ROOT, "configs", "captioning", "flickr8k_scratch.yaml")

@@ -16,7 +16,6 @@ import pytest
 from pipelines.tokenizers import train_word_vocabulary
 from pipelines.translation import read_anki
 from seq2seq.config import config_from_dict
-from seq2seq.model.seq2seq import build_model
 from seq2seq.training.fit import compile_model
 from seq2seq.training.trainer import build_trainable_model
 

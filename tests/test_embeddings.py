@@ -3,7 +3,6 @@
 import gzip
 import os
 
-import keras
 import numpy as np
 import pytest
 
@@ -108,7 +107,7 @@ import logging  # noqa: E402
 
 from conftest import _SYNTHETIC_LEXICON, write_synthetic_parallel  # noqa: E402
 
-from seq2seq.tasks import translation  # noqa: E402
+from seq2seq import runner  # noqa: E402
 from seq2seq.config import ConfigError, config_from_dict  # noqa: E402
 from seq2seq.embedding_tools import inspect_embeddings  # noqa: E402
 from seq2seq.model.seq2seq import build_model  # noqa: E402

@@ -6,8 +6,15 @@ import warnings
 
 import pytest
 
-from seq2seq.evaluation import (corpus_bleu, normalize_references, per_sentence_scores, per_sentence_signatures,
-                                reference_streams, sentence_bleu, streams_to_items)
+from seq2seq.evaluation import (
+    corpus_bleu,
+    normalize_references,
+    per_sentence_scores,
+    per_sentence_signatures,
+    reference_streams,
+    sentence_bleu,
+    streams_to_items,
+)
 
 
 def test_identical_is_exactly_100():

@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from seq2seq.config import config_from_dict
 from seq2seq.decoding import greedy_decode
-from seq2seq.model.seq2seq import build_model
 from seq2seq.training.fit import compile_model
 from seq2seq.training.trainer import build_trainable_model
 

@@ -9,8 +9,8 @@ from seq2seq import decoding
 from seq2seq.config import config_from_dict
 from seq2seq.model.seq2seq import build_model
 from seq2seq.training.fit import compile_model
-from seq2seq.training.trainer import build_trainable_model
 from seq2seq.training.losses import MaskedCrossEntropy
+from seq2seq.training.trainer import build_trainable_model
 
 
 def tiny_config(**model):

@@ -14,9 +14,9 @@ import yaml
 from conftest import write_synthetic_parallel
 
 from seq2seq import model_dir as md
-from seq2seq.tasks import translation
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
+from seq2seq.tasks import translation
 
 
 @pytest.fixture

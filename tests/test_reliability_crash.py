@@ -21,16 +21,16 @@ from conftest import write_synthetic_parallel
 
 from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as training_files
-from seq2seq.training.losses import MaskedAccuracy
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
-from seq2seq.serving.export import load_saved_model, save_atomically
+from seq2seq.errors import NonFiniteLossError
 from seq2seq.model.seq2seq import build_model
+from seq2seq.model_dir import list_checkpoints
+from seq2seq.serving.export import load_saved_model, save_atomically
 from seq2seq.training import fit as fit_module
 from seq2seq.training.fit import compile_model, fit
+from seq2seq.training.losses import MaskedAccuracy
 from seq2seq.training.trainer import build_trainable_model
-from seq2seq.model_dir import list_checkpoints
-from seq2seq.errors import NonFiniteLossError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -22,10 +22,10 @@ from pipelines.text import normalize
 from pipelines.tokenizers import train_sentencepiece, train_word_vocabulary
 from pipelines.vocab import UNK_ID
 from seq2seq import runner
-from seq2seq.tasks import translation
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.evaluation import corpus_bleu
+from seq2seq.tasks import translation
 
 TINY_MODEL = {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}}
 TINY_TRAIN = {"batch_size": 16, "max_steps": 6, "eval_every": 3, "checkpoint_every": 3, "validation_batches": 1,

@@ -124,9 +124,9 @@ def test_tbptt_trains_time_series():
 
 from seq2seq.config import config_from_dict  # noqa: E402
 from seq2seq.model.seq2seq import build_model  # noqa: E402
+from seq2seq.model_dir import list_checkpoints  # noqa: E402
 from seq2seq.training.fit import compile_model, fit  # noqa: E402
 from seq2seq.training.trainer import build_trainable_model
-from seq2seq.model_dir import list_checkpoints  # noqa: E402
 
 
 def _config(tbptt_steps=None, **decoder):

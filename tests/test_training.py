@@ -6,10 +6,9 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq.config import config_from_dict
-from seq2seq.model.seq2seq import build_model
+from seq2seq.model_dir import list_checkpoints
 from seq2seq.training.fit import compile_model, fit
 from seq2seq.training.trainer import build_trainable_model
-from seq2seq.model_dir import list_checkpoints
 
 
 def tiny(max_steps, **train):

@@ -14,8 +14,15 @@ Hypotheses and references are scored as given, with Unicode NFC as the only chan
 
 from seq2seq.evaluation.bleu import corpus_bleu, per_sentence_scores, per_sentence_signatures, sentence_bleu
 from seq2seq.evaluation.caption_scores import caption_metrics
-from seq2seq.evaluation.references import (LAYOUTS, check_streams, nfc, normalize_references, read_reference_streams,
-                                           reference_streams, streams_to_items)
+from seq2seq.evaluation.references import (
+                                           LAYOUTS,
+                                           check_streams,
+                                           nfc,
+                                           normalize_references,
+                                           read_reference_streams,
+                                           reference_streams,
+                                           streams_to_items,
+)
 from seq2seq.evaluation.translation_scores import translation_metrics
 
 __all__ = [

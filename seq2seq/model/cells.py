@@ -32,7 +32,6 @@ from seq2seq.model.precomputed_rnn import PrecomputedInputGRU, PrecomputedInputL
 from seq2seq.registry import Registry
 
 
-
 @dataclasses.dataclass(frozen=True)
 class CellKind:
     """One registered recurrent cell kind.

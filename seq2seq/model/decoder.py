@@ -25,7 +25,6 @@ from seq2seq.model.attention import ATTENTIONS, MemoryAttention
 from seq2seq.model.rnn import StackedRNN
 
 
-
 @keras.saving.register_keras_serializable(package="seq2seq")
 class RecurrentDecoder(keras.layers.Layer):
     """Embedding → stacked RNN → attention → attentional vector → vocabulary logits.

@@ -20,6 +20,7 @@ from seq2seq.model.bridge import Bridge
 from seq2seq.model.decoder import RecurrentDecoder
 from seq2seq.model.encoders import ENCODERS
 
+
 def _model_config_dict(model_config) -> dict:
     if isinstance(model_config, ModelConfig):
         return dataclasses.asdict(model_config)

@@ -117,8 +117,13 @@ class Task:
         """The `seq2seq.serving.modules.ServingModule` of this task for `model`."""
         raise NotImplementedError
 
-    def metrics(self, hypotheses: list[str], references: list[list[str]]) -> dict:
-        """The task's metrics of `hypotheses` against per-example `references`."""
+    @classmethod
+    def external_evaluation_set(cls, source_file: str, reference_files: list[str]) -> EvaluationSet:
+        """A test set the config does not name, given as files (`seq2seq evaluate --source --references`)."""
+        raise ValueError(f"--source / --references evaluate translation models, not {cls.name} models")
+
+    def metrics(self, hypotheses: list[str], references: list[list[str]], wmt_language: str | None = None) -> dict:
+        """The task's metrics of `hypotheses` against per-example `references` (as they stand in the files)."""
         raise NotImplementedError
 
     def examples(self, evaluation: EvaluationSet, hypotheses: list[str], count: int = 5) -> list[dict]:

@@ -35,7 +35,7 @@ from pipelines import captioning as readers
 from pipelines.feature_cache import FeatureCache
 from pipelines.images import check_images, log_skipped_images
 from seq2seq.config import CaptioningDataConfig, Config, ConfigError, DecodeConfig, resolve_path
-from seq2seq.evaluation import corpus_bleu
+from seq2seq.evaluation import caption_metrics, corpus_bleu
 from seq2seq.registry import Registry
 from seq2seq.serving.modules import CaptioningModule
 from seq2seq.tasks.base import TASKS, EvaluationSet, Task
@@ -297,10 +297,15 @@ class CaptioningTask(Task):
     def serving_module(self, model, tokenizers, decode: DecodeConfig) -> CaptioningModule:
         return CaptioningModule(model, tokenizers[CAPTION], decode, self.config.data.max_target_length)
 
-    def metrics(self, hypotheses, references) -> dict:
+    def metrics(self, hypotheses, references, wmt_language: str | None = None) -> dict:
+        """sacreBLEU BLEU-1..4 (multi-reference) and the coco-caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D
+        by pycocoevalcap, on its PTB tokenisation; each {"score", "signature"} or {"skipped": reason})."""
+        if wmt_language is not None:
+            raise ValueError("--wmt-language is for translation evaluations")
         bleu = corpus_bleu(hypotheses, references)
         return {**{f"bleu_{n}": bleu["bleu_n"]["sacrebleu"][n] for n in range(1, 5)},
-                "sacrebleu": bleu["score"], "nltk_bleu": bleu["nltk_score"], **bleu}
+                "sacrebleu": bleu["score"], "nltk_bleu": bleu["nltk_score"], **bleu,
+                "coco": caption_metrics(hypotheses, references)}
 
     def examples(self, evaluation, hypotheses, count=5):
         return [{"image": name, "hypothesis": h, "references": r}

@@ -19,10 +19,8 @@ import tensorflow as tf
 from pipelines import translation as readers
 from pipelines.atomic import atomic_path
 from pipelines.batching import make_translation_dataset
-from pipelines.text import normalize
-from pipelines.tokenizers import load_tokenizer
 from seq2seq.config import Config, ConfigError, DecodeConfig, TranslationDataConfig, resolve_path
-from seq2seq.evaluation import corpus_bleu
+from seq2seq.evaluation import corpus_bleu, read_reference_streams, translation_metrics
 from seq2seq.registry import Registry
 from seq2seq.serving.modules import TranslationModule
 from seq2seq.tasks.base import TASKS, EvaluationSet, Task
@@ -224,18 +222,33 @@ class TranslationTask(Task):
         if not data:
             raise ValueError(f"the {split} split is empty; check data.* settings")
         sources = [s for s, _ in data]
-        # References normalised like the model's inputs (Unicode NFKC, lowercased when data.lowercase).
-        references = [r.decode("utf-8") for r in
-                      normalize(tf.constant([t for _, t in data]), lowercase=self.config.data.lowercase).numpy()]
-        return EvaluationSet(sources, [[r] for r in references], sources)
+        # References exactly as they stand in the data (the metrics apply Unicode NFC to both sides only).
+        return EvaluationSet(sources, [[t] for _, t in data], sources)
+
+    @classmethod
+    def external_evaluation_set(cls, source_file: str, reference_files: list[str]) -> EvaluationSet:
+        """A test set given as files: one source sentence per line, one reference stream per file (aligned).
+
+        Raises:
+          DataError: a file is not valid UTF-8, or its line count differs from the source's (file and counts named).
+        """
+        sources = read_reference_streams([source_file])[0]
+        streams = read_reference_streams(reference_files, expected_lines=len(sources))
+        return EvaluationSet(sources, [list(refs) for refs in zip(*streams)], sources)
 
     def serving_module(self, model, tokenizers, decode: DecodeConfig) -> TranslationModule:
         return TranslationModule(model, tokenizers[SOURCE], tokenizers[TARGET], decode,
                                  self.config.data.max_source_length)
 
-    def metrics(self, hypotheses, references) -> dict:
-        bleu = corpus_bleu(hypotheses, [refs[0] for refs in references])
-        return {"sacrebleu": bleu["score"], "nltk_bleu": bleu["nltk_score"], **bleu}
+    def metrics(self, hypotheses, references, wmt_language: str | None = None) -> dict:
+        """Cased BLEU (the headline), lowercased BLEU, chrF and TER by sacreBLEU, each with its signature; with
+        `wmt_language` (e.g. "de") also BLEU in the WMT multimodal convention (lc.norm.tok); and nltk's BLEU."""
+        streams = [list(stream) for stream in zip(*references)]
+        scores = translation_metrics(hypotheses, streams, wmt_convention=wmt_language is not None,
+                                     target_language=wmt_language)
+        nltk = corpus_bleu(hypotheses, references)["nltk_score"]
+        return {"sacrebleu": scores["bleu"]["score"], "sacrebleu_signature": scores["bleu"]["signature"],
+                "nltk_bleu": nltk, **scores}
 
     def examples(self, evaluation, hypotheses, count=5):
         return [{"source": s, "reference": r[0], "hypothesis": h}
