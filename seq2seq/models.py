@@ -14,7 +14,7 @@ from seq2seq import losses  # noqa: F401  (registers the loss and metric a compi
 from seq2seq import optimizers  # noqa: F401  (registers the optimizer a compiled model.keras names)
 from seq2seq.bridge import Bridge
 from seq2seq.config import Config, ModelConfig
-from seq2seq.decoder import RecurrentDecoder
+from seq2seq.decoder import build_decoder
 from seq2seq.encoders import RecurrentEncoder
 from seq2seq.tbptt import window_loop
 
@@ -73,18 +73,14 @@ class Seq2Seq(keras.Model):
                 self.source_vocab_size, emb["dim"], cell=enc["cell"], units=enc["units"], num_layers=enc["layers"],
                 bidirectional=enc["bidirectional"], merge_mode=enc["merge_mode"], dropout=enc["dropout"],
                 residual=enc["residual"], embedding_trainable=emb["trainable"] or not emb.get("source_pretrained"),
-                name="encoder")
+                embedding_dropout=emb.get("dropout"), output_dropout=enc.get("output_dropout", 0.0), name="encoder")
         else:
             from seq2seq.image_encoder import ImageEncoder  # only captioning needs Keras Applications
 
             self.encoder = ImageEncoder.from_model_config(enc, inputs_are_features=self.inputs_are_features,
                                                           name="encoder")
-        self.decoder = RecurrentDecoder(
-            self.target_vocab_size, emb["dim"], memory_dim=self.encoder.memory_dim, cell=dec["cell"],
-            units=dec["units"], num_layers=dec["layers"], attention=dec["attention"],
-            attention_units=dec["attention_units"], input_feeding=dec["input_feeding"], dropout=dec["dropout"],
-            residual=dec["residual"], embedding_trainable=emb["trainable"] or not emb.get("pretrained"),
-            tie_output=emb["tie_output"], name="decoder")
+        self.decoder = build_decoder(cfg, self.target_vocab_size, self.encoder.memory_dim,
+                                     embedding_trainable=emb["trainable"] or not emb.get("pretrained"))
         if emb.get("share"):
             if self.source_vocab_size != self.target_vocab_size:
                 raise ValueError(
@@ -160,7 +156,7 @@ class Seq2Seq(keras.Model):
         y = tf.convert_to_tensor(y)
         loss_metric = next(m for m in self.metrics if m.name == "loss")
         batch = tf.shape(target_in)[0]
-        dtype = self.decoder.rnn.compute_dtype
+        dtype = self.decoder.compute_dtype
         start_state = self.decoder.initial_state([tf.zeros((batch, n), dtype) for n in self.decoder.state_sizes])
 
         def window_step(start, stop, carried):
