@@ -93,7 +93,8 @@ class RecurrentDecoder(VocabularyOutput, keras.layers.Layer):
             self.attention = MemoryAttention(size, score=attention, name="attention", dtype="float32")
             self.attentional = keras.layers.Dense(self.units, activation=None if self.layer_norm else "tanh",
                                                   use_bias=False, name="attentional")
-            self.attentional_norm = keras.layers.LayerNormalization(name="attentional_norm") if self.layer_norm else None
+            self.attentional_norm = (keras.layers.LayerNormalization(name="attentional_norm") if self.layer_norm
+                                     else None)
         else:
             self.attention = None
             self.attentional = None
