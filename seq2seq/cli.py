@@ -1,4 +1,4 @@
-"""Command line: `seq2seq train | evaluate | translate | caption | export | embeddings`.
+"""Command line: `seq2seq train | evaluate | translate | caption | export | average | embeddings`.
 
 Thin: parses arguments, calls `seq2seq.runner`, prints results. Errors in user input (config, data, model
 directory) and OS-level failures (permission, read-only or full disk, TensorFlow file errors; see
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--length-penalty", type=_non_negative_float, help="GNMT length penalty alpha (0 = none)")
 
     p = sub.add_parser("evaluate", help="BLEU on a split; prints the metrics as JSON")
-    p.add_argument("--model-dir", required=True)
+    p.add_argument("--model-dir", required=True, action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--source", help="score a test set the config does not name: source sentences, one per line")
     p.add_argument("--references", nargs="+", metavar="FILE", help="reference files for --source, one stream each")
@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("translate", help="translate TEXT arguments, or stdin lines")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model-dir")
+    src.add_argument("--model-dir", action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
     src.add_argument("--saved-model", help="an export written by `seq2seq export`")
     p.add_argument("text", nargs="*")
     p.add_argument("--n-best", type=_positive_int, help="print the n best translations with scores (model dir only)")
@@ -83,9 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     decode_options(p)
 
     p = sub.add_parser("export", help="write a SavedModel (strings or image bytes in, strings out)")
-    p.add_argument("--model-dir", required=True)
+    p.add_argument("--model-dir", required=True, action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
     p.add_argument("--output", help="export folder (default: MODEL_DIR/export)")
     decode_options(p)
+
+    p = sub.add_parser("average", help="average the weights of the last or best N checkpoints into a new model dir")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--output", required=True, help="the new model directory (must not exist)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--last", type=_positive_int, metavar="N", help="the newest N checkpoints")
+    which.add_argument("--best", type=_positive_int, metavar="N", help="the N checkpoints of lowest validation loss")
 
     p = sub.add_parser("embeddings", help="nearest neighbours of a word; TensorBoard projector files")
     p.add_argument("--model-dir", required=True)
@@ -123,12 +130,15 @@ def cmd_evaluate(args) -> int:
 
     if args.references and not args.source:
         raise ValueError("--references needs --source (the source sentences of that test set)")
-    metrics = runner.evaluate(args.model_dir, args.split, save=False, source_file=args.source,
+    loaded = runner.load_ensemble(args.model_dir)
+    metrics = runner.evaluate(args.model_dir[0], args.split, loaded=loaded, save=False, source_file=args.source,
                               reference_files=args.references, hypotheses_file=args.hypotheses,
                               per_sentence=args.per_sentence, wmt_language=args.wmt_language,
                               **_decode_overrides(args))
     print(json.dumps(metrics, indent=2, ensure_ascii=False), flush=True)  # printed first: a failed save loses nothing
-    md.update_metrics(args.model_dir, metrics["split"], metrics)
+    if len(args.model_dir) > 1:
+        metrics["ensemble"] = [os.path.abspath(d) for d in args.model_dir]
+    md.update_metrics(args.model_dir[0], metrics["split"], metrics)
     return 0
 
 
@@ -164,7 +174,8 @@ def cmd_translate(args) -> int:
     from seq2seq import runner
 
     texts, status = _input_lines(args.text)
-    for _, line in runner.predict_items("translation", texts, model_dir=args.model_dir,
+    model_dir = args.model_dir[0] if args.model_dir and len(args.model_dir) == 1 else args.model_dir
+    for _, line in runner.predict_items("translation", texts, model_dir=model_dir,
                                         saved_model=args.saved_model, n_best=args.n_best,
                                         attention_plot=args.attention_plot, **_decode_overrides(args)):
         print(line)
@@ -185,8 +196,16 @@ def cmd_caption(args) -> int:
 def cmd_export(args) -> int:
     from seq2seq import runner
 
-    output = args.output or os.path.join(args.model_dir, "export")
-    print(runner.export(args.model_dir, output, **_decode_overrides(args)))
+    output = args.output or os.path.join(args.model_dir[0], "export")
+    model_dir = args.model_dir[0] if len(args.model_dir) == 1 else args.model_dir
+    print(runner.export(model_dir, output, **_decode_overrides(args)))
+    return 0
+
+
+def cmd_average(args) -> int:
+    from seq2seq.averaging import average_checkpoints
+
+    print(average_checkpoints(args.model_dir, args.output, last=args.last, best=args.best))
     return 0
 
 
@@ -199,7 +218,7 @@ def cmd_embeddings(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate, "caption": cmd_caption,
-            "export": cmd_export, "embeddings": cmd_embeddings}
+            "export": cmd_export, "average": cmd_average, "embeddings": cmd_embeddings}
 
 
 def main(argv=None) -> int:

@@ -103,6 +103,7 @@ class EmbeddingConfig:
     trainable: bool = True
     share: bool = False
     tie_output: bool = False
+    dropout: Optional[float] = None  # on source and target embeddings; null = model.encoder/decoder.dropout
 
 
 @dataclass
@@ -116,6 +117,7 @@ class EncoderConfig:
     bidirectional: bool = True
     merge_mode: Literal["concat", "sum"] = "concat"
     dropout: float = 0.0
+    output_dropout: float = 0.0  # on the memory (encoder outputs) that attention reads
     residual: bool = False
     backbone: str = "MobileNetV2"
     weights: Optional[str] = "imagenet"
@@ -128,6 +130,7 @@ class EncoderConfig:
 class DecoderConfig:
     """Recurrent decoder with optional attention over the encoder memory."""
 
+    type: str = "recurrent"
     cell: str = "gru"
     units: int = 256
     layers: int = 1
@@ -135,6 +138,8 @@ class DecoderConfig:
     attention_units: Optional[int] = None
     input_feeding: bool = False
     dropout: float = 0.0
+    output_dropout: Optional[float] = None  # before the vocabulary projection; null = dropout
+    layer_norm: bool = False
     residual: bool = False
 
 
@@ -155,6 +160,7 @@ class TrainConfig:
     max_minutes: Optional[float] = None
     eval_every: int = 1000
     checkpoint_every: int = 500
+    keep_checkpoints: int = 2
     learning_rate: float = 1e-3
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
@@ -375,7 +381,8 @@ def validate(config: Config) -> Config:
         ("model.encoder.layers", m.encoder.layers), ("model.decoder.units", m.decoder.units),
         ("model.decoder.layers", m.decoder.layers), ("train.batch_size", tr.batch_size),
         ("train.max_steps", tr.max_steps), ("train.eval_every", tr.eval_every),
-        ("train.checkpoint_every", tr.checkpoint_every), ("decode.beam_size", dc.beam_size),
+        ("train.checkpoint_every", tr.checkpoint_every), ("train.keep_checkpoints", tr.keep_checkpoints),
+        ("decode.beam_size", dc.beam_size),
         ("decode.n_best", dc.n_best), ("decode.max_length", dc.max_length), ("decode.batch_size", dc.batch_size),
     ]:
         _check(value >= 1, key, f"got {value}; must be a positive integer (>= 1)")
@@ -390,8 +397,20 @@ def validate(config: Config) -> Config:
     _check(not m.embedding.share or t.shared, "model.embedding.share",
            "needs one vocabulary for both sides: set tokenizer.shared: true")
     for key, value in [("model.encoder.dropout", m.encoder.dropout), ("model.decoder.dropout", m.decoder.dropout),
+                       ("model.encoder.output_dropout", m.encoder.output_dropout),
+                       ("model.embedding.dropout", m.embedding.dropout),
+                       ("model.decoder.output_dropout", m.decoder.output_dropout),
                        ("train.label_smoothing", tr.label_smoothing)]:
-        _check(0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
+        _check(value is None or 0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
+    _check(not m.decoder.layer_norm or m.decoder.attention != "none", "model.decoder.layer_norm",
+           "normalises the attentional layer, so it needs model.decoder.attention 'bahdanau' or 'luong'")
+    if m.decoder.type == "conditional":  # cGRU (Sennrich et al., 2017): two GRU transitions around attention
+        _check(m.decoder.cell == "gru", "model.decoder.cell", f"got {m.decoder.cell!r}; type 'conditional' needs 'gru'")
+        _check(m.decoder.layers == 1, "model.decoder.layers", f"got {m.decoder.layers}; type 'conditional' needs 1")
+        _check(m.decoder.attention != "none", "model.decoder.attention",
+               "type 'conditional' needs 'bahdanau' or 'luong' (its second GRU reads the attention context)")
+        _check(not m.decoder.input_feeding, "model.decoder.input_feeding",
+               "type 'conditional' already feeds the context to its second GRU; set input_feeding: false")
     _check(tr.learning_rate > 0, "train.learning_rate", f"got {tr.learning_rate}; must be > 0")
     _check(tr.max_minutes is None or tr.max_minutes > 0, "train.max_minutes", "must be > 0 or null")
     _check(tr.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")

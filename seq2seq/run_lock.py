@@ -85,6 +85,7 @@ class ModelDirLock:
     def __enter__(self) -> "ModelDirLock":
         self.created = not os.path.isdir(self.model_dir)
         os.makedirs(self.model_dir, exist_ok=True)
+        self._before = set(os.listdir(self.model_dir)) - {LOCK_NAME}
         fd = None
         while fd is None:
             fd = self._acquire()
@@ -98,7 +99,7 @@ class ModelDirLock:
         if self._fd is None:
             return
         try:
-            if os.listdir(self.model_dir) == [LOCK_NAME]:  # nothing written: leave nothing behind
+            if set(os.listdir(self.model_dir)) - {LOCK_NAME} == self._before:  # nothing written: leave nothing
                 os.remove(self.path)
                 if self.created:
                     os.rmdir(self.model_dir)

@@ -29,6 +29,7 @@ from seq2seq.config import Config
 from seq2seq.decoding import decode_settings
 from seq2seq.errors import ModelDirError
 from seq2seq.evaluation import per_sentence_scores, per_sentence_signatures
+from seq2seq.model.ensemble import EnsembleModel, check_same_vocabularies
 from seq2seq.model.seq2seq import Seq2Seq, build_model
 from seq2seq.run_lock import ModelDirLock
 from seq2seq.serving.export import export_module, load_saved_model
@@ -146,6 +147,29 @@ def load(model_dir: str) -> Loaded:
     return Loaded(config, task, model, tokenizers)
 
 
+def load_ensemble(model_dirs: Sequence[str]) -> Loaded:
+    """Several trained model directories as one model whose step averages their log-probabilities.
+
+    The config (decoding settings, lengths) and tokenizers are the first directory's; every directory must have
+    byte-identical tokenizer files (one shared vocabulary). One directory gives that model alone.
+
+    Raises:
+      ValueError: no directories, or vocabularies that differ (both directories and the file named; nothing loaded).
+      ModelDirError: a directory that is not a trained model directory, or models of different tasks.
+    """
+    if not model_dirs:
+        raise ValueError("give at least one --model-dir")
+    if len(model_dirs) == 1:
+        return load(model_dirs[0])
+    check_same_vocabularies(list(model_dirs))
+    members = [load(d) for d in model_dirs]
+    tasks = {m.config.task for m in members}
+    if len(tasks) > 1:
+        raise ModelDirError(f"an ensemble needs models of one task; got {', '.join(sorted(tasks))}")
+    first = members[0]
+    return Loaded(first.config, first.task, EnsembleModel([m.model for m in members]), first.tokenizers)
+
+
 def serving_module(loaded: Loaded, **decode_overrides) -> ServingModule:
     """The task's serving module for `loaded`, with `config.decode` (fields overridable, e.g. beam_size=1)."""
     decode = decode_settings(loaded.config.decode, **decode_overrides)
@@ -215,17 +239,24 @@ def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, 
     return metrics
 
 
-def export(model_dir: str, output_dir: str, **decode_overrides) -> str:
-    """Export the model in `model_dir` as a SavedModel at `output_dir` (atomic); returns its absolute path."""
-    return export_module(serving_module(load(model_dir), **decode_overrides), output_dir)
+def export(model_dir: str | Sequence[str], output_dir: str, **decode_overrides) -> str:
+    """Export the model in `model_dir` (or the ensemble of several) as a SavedModel at `output_dir` (atomic).
+
+    Returns:
+      the absolute path of the export.
+    """
+    loaded = load_ensemble(model_dir) if isinstance(model_dir, (list, tuple)) else load(model_dir)
+    return export_module(serving_module(loaded, **decode_overrides), output_dir)
 
 
-def predict_items(task_name: str, items: Sequence[str], model_dir: str | None = None, saved_model: str | None = None,
+def predict_items(task_name: str, items: Sequence[str], model_dir: str | Sequence[str] | None = None,
+                  saved_model: str | None = None,
                   n_best: int | None = None, attention_plot: str | None = None, batch_size: int = 64,
                   **decode_overrides) -> Iterator[tuple[str, str]]:
     """Outputs for user-given items (sentences, or image paths) from a model directory or an export.
 
-    Unreadable images are skipped with a warning (see `Task.prediction_inputs`). With `n_best` (model directory
+    `model_dir` may be a list of directories: their ensemble (`load_ensemble`). Unreadable images are skipped with a
+    warning (see `Task.prediction_inputs`). With `n_best` (model directory
     only) each output is the n best, tab-separated, each followed by its score in parentheses. With
     `attention_plot` (model directory only) the attention of the first item's best output is drawn there.
 
@@ -255,7 +286,7 @@ def predict_items(task_name: str, items: Sequence[str], model_dir: str | None = 
         texts, _ = predict_batches(serve, module_class.INPUT, module_class.OUTPUT, inputs, batch_size)
         yield from zip(names, texts)
         return
-    loaded = load(model_dir)
+    loaded = load_ensemble(model_dir) if isinstance(model_dir, (list, tuple)) else load(model_dir)
     if loaded.config.task != task_name:
         raise ModelDirError(f"{model_dir!r} holds a {loaded.config.task} model, not a {task_name} model")
     module = serving_module(loaded, n_best=n_best, **decode_overrides)

@@ -45,7 +45,9 @@ def test_train_writes_a_self_contained_model_dir(trained):
         assert os.path.exists(os.path.join(model_dir, name)), name
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))["test"]
     assert metrics["steps"] == 12 and metrics["sentences"] > 0
-    assert "nrefs:1" in metrics["signature"] and 0.0 <= metrics["sacrebleu"] <= 100.0
+    assert "nrefs:1|case:mixed" in metrics["sacrebleu_signature"] and 0.0 <= metrics["sacrebleu"] <= 100.0
+    assert metrics["bleu"]["score"] == metrics["sacrebleu"] and "case:lc" in metrics["bleu_lc"]["signature"]
+    assert "nc:6|nw:0" in metrics["chrf"]["signature"] and "ter" in metrics and "bleu_wmt_lc_norm_tok" not in metrics
     assert 0.0 <= metrics["nltk_bleu"] <= 100.0
 
 

@@ -18,11 +18,11 @@ LAYERS = [
     ("pipelines", "seq2seq.errors", "seq2seq.registry", "seq2seq.compat", "seq2seq.os_errors", "seq2seq.text_input"),
     ("seq2seq.config", "seq2seq.config_doc", "seq2seq.model_dir", "seq2seq.run_lock", "seq2seq.weights_file"),
     ("seq2seq.model", "seq2seq.word_vectors"),
-    ("seq2seq.decoding", "seq2seq.evaluation", "seq2seq.plots"),
+    ("seq2seq.decoding", "seq2seq.evaluation", "seq2seq.plots", "seq2seq.repetition"),
     ("seq2seq.serving",),
     ("seq2seq.training",),
     ("seq2seq.tasks",),
-    ("seq2seq.runner", "seq2seq.embedding_tools"),
+    ("seq2seq.runner", "seq2seq.embedding_tools", "seq2seq.averaging"),
     ("seq2seq.cli", "seq2seq.modes", "seq2seq.server"),
 ]
 

@@ -20,7 +20,9 @@ import yaml
 from conftest import write_synthetic_parallel
 
 from pipelines.tokenizers import load_tokenizer
+from pipelines.atomic import atomic_path
 from seq2seq import model_dir as training_files
+from seq2seq import weights_file
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.errors import NonFiniteLossError
@@ -113,12 +115,13 @@ def test_interrupted_checkpoint_leaves_no_file_and_keeps_the_previous_one(tmp_pa
     fit(model, batches(), None, config.train, str(tmp_path), verbose=0)
     assert [step for step, _ in list_checkpoints(str(tmp_path))] == [3]
 
-    def half_written_then_crash(self, path, *args, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # the start of an HDF5 file, then "power cut"
-        raise OSError("disk full")
+    def half_written_then_crash(path, data):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data[:72])  # the start of the HDF5 file, then "power cut"
+            raise OSError("disk full")
 
-    monkeypatch.setattr(keras.Model, "save_weights", half_written_then_crash)
+    monkeypatch.setattr(weights_file, "write_atomically", half_written_then_crash)
     config = tiny(6)
     resumed = compile_model(build_trainable_model(config, 10, 10), config.train)
     with pytest.raises(OSError, match="disk full"):

@@ -145,7 +145,7 @@ def test_pretrained_vectors_fill_the_caption_embedding_frozen(tfds_dir, tmp_path
     loaded = runner.load(model_dir)
     tokenizer = loaded.tokenizers["caption"]
     matrix = loaded.model.decoder.embedding.embeddings.numpy()
-    for i, word in enumerate(["red", "square", "black"]):
+    for word in ["red", "square", "black"]:
         row = int(tokenizer.tokenize(tf.constant([word])).to_list()[0][0])
         expected = [0.1 * (WORDS.index(word) + 1) + 0.01 * d for d in range(8)]
         np.testing.assert_allclose(matrix[row], expected, rtol=1e-6)  # loaded, and unchanged by training
@@ -179,7 +179,7 @@ def test_every_kind_is_named_once_in_its_registry():
 def test_keras_private_hooks_are_all_present():
     """Fails on a Keras release that moved one of the hooks seq2seq/compat.py lists."""
     assert compat.hooks() == {name: True for name in compat.hooks()}
-    assert len(compat.hooks()) == 8
+    assert len(compat.hooks()) == 9
 
 
 def test_public_api():

@@ -23,10 +23,12 @@ from keras import ops
 
 from seq2seq.model.attention import ATTENTIONS, MemoryAttention
 from seq2seq.model.rnn import StackedRNN
+from seq2seq.model.vocabulary_output import VocabularyOutput
+from seq2seq.registry import Registry
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
-class RecurrentDecoder(keras.layers.Layer):
+class RecurrentDecoder(VocabularyOutput, keras.layers.Layer):
     """Embedding → stacked RNN → attention → attentional vector → vocabulary logits.
 
     Args:
@@ -43,18 +45,24 @@ class RecurrentDecoder(keras.layers.Layer):
       residual: bool, residual connections between recurrent layers (from layer 2 on).
       embedding_trainable: bool, False freezes the embedding (pretrained vectors).
       tie_output: bool, share the embedding matrix with the output projection (Press & Wolf, 2017).
+      embedding_dropout: float in [0, 1) or None (default: `dropout`), dropout on the target embeddings.
+      output_dropout: float in [0, 1) or None (default: `dropout`), dropout on h̃ before the projection.
+      layer_norm: bool, default False: h̃ = tanh(LayerNorm(W_c [c_t; h_t])) (Ba et al., 2016); needs attention.
 
     Raises:
-      ValueError: an unknown attention or cell kind.
+      ValueError: an unknown attention or cell kind; `layer_norm` without attention.
     """
 
     def __init__(self, vocab_size, embedding_dim, memory_dim, cell="gru", units=256, num_layers=1,
                  attention="bahdanau", attention_units=None, input_feeding=False, dropout=0.0, residual=False,
-                 embedding_trainable=True, tie_output=False, **kwargs):
+                 embedding_trainable=True, tie_output=False, embedding_dropout=None, output_dropout=None,
+                 layer_norm=False, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; allowed values: {', '.join(ATTENTIONS)}")
         score = ATTENTIONS.get(attention)
+        if layer_norm and ATTENTIONS.get(attention) is None:
+            raise ValueError("layer_norm normalises the attentional layer: it needs attention 'bahdanau' or 'luong'")
         self.vocab_size = int(vocab_size)
         self.embedding_dim = int(embedding_dim)
         self.memory_dim = int(memory_dim)
@@ -68,21 +76,28 @@ class RecurrentDecoder(keras.layers.Layer):
         self.residual = bool(residual)
         self.embedding_trainable = bool(embedding_trainable)
         self.tie_output = bool(tie_output)
+        self.embedding_dropout = None if embedding_dropout is None else float(embedding_dropout)
+        self.output_dropout_rate = None if output_dropout is None else float(output_dropout)
+        self.layer_norm = bool(layer_norm)
 
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="target_embedding",
                                                 trainable=self.embedding_trainable)
         self.rnn = StackedRNN(cell, self.units, num_layers=self.num_layers, dropout=self.dropout,
                               residual=self.residual, name="decoder_rnn")
-        self.input_dropout = keras.layers.Dropout(self.dropout)
-        self.output_dropout = keras.layers.Dropout(self.dropout)
+        self.input_dropout = keras.layers.Dropout(self.dropout if embedding_dropout is None else self.embedding_dropout)
+        self.output_dropout = keras.layers.Dropout(self.dropout if output_dropout is None else self.output_dropout_rate)
         if score is not None:
             size = score.size(self.units, attention_units)
             # Attention scores and softmax stay float32 under mixed precision.
             self.attention = MemoryAttention(size, score=attention, name="attention", dtype="float32")
-            self.attentional = keras.layers.Dense(self.units, activation="tanh", use_bias=False, name="attentional")
+            self.attentional = keras.layers.Dense(self.units, activation=None if self.layer_norm else "tanh",
+                                                  use_bias=False, name="attentional")
+            self.attentional_norm = (keras.layers.LayerNormalization(name="attentional_norm") if self.layer_norm
+                                     else None)
         else:
             self.attention = None
             self.attentional = None
+            self.attentional_norm = None
         if self.tie_output:
             self.pre_output = (keras.layers.Dense(self.embedding_dim, name="pre_output")
                                if self.units != self.embedding_dim else None)
@@ -136,25 +151,10 @@ class RecurrentDecoder(keras.layers.Layer):
                                           ops.cast(constants["memory"], "float32"), constants["mask"],
                                           training=training)
         context = ops.cast(context, rnn_output.dtype)
-        return self.attentional(ops.concatenate([context, rnn_output], axis=-1)), weights
-
-    def _logits(self, attentional, training):
-        x = self.output_dropout(attentional, training=training)
-        if self.output_projection is not None:
-            return ops.cast(self.output_projection(x), "float32")
-        if self.pre_output is not None:
-            x = self.pre_output(x)
-        dtype = self.compute_dtype  # as the untied projection: bfloat16/float16 under mixed precision
-        matrix = ops.cast(self.embedding.embeddings, dtype)
-        # Inside `call` Keras autocasts the bias to the compute dtype; the sum is taken in float32.
-        logits = ops.cast(ops.matmul(ops.cast(x, dtype), ops.transpose(matrix)), "float32")
-        return logits + ops.cast(self.output_bias, "float32")
-
-    def build(self, input_shape=None):
-        if self.tie_output and not hasattr(self, "output_bias"):
-            self.output_bias = self.add_weight(name="output_bias", shape=(self.vocab_size,), initializer="zeros",
-                                               dtype="float32")
-        self.built = True
+        attentional = self.attentional(ops.concatenate([context, rnn_output], axis=-1))
+        if self.attentional_norm is not None:
+            attentional = ops.tanh(self.attentional_norm(attentional))
+        return attentional, weights
 
     # ----------------------------------------------------------------------------------------------
     # The step contract
@@ -234,4 +234,45 @@ class RecurrentDecoder(keras.layers.Layer):
             "attention": self.attention_kind, "attention_units": self.attention_units,
             "input_feeding": self.input_feeding, "dropout": self.dropout, "residual": self.residual,
             "embedding_trainable": self.embedding_trainable, "tie_output": self.tie_output,
+            "embedding_dropout": self.embedding_dropout, "output_dropout": self.output_dropout_rate,
+            "layer_norm": self.layer_norm,
         }
+
+
+DECODERS = Registry("decoder", "model.decoder.type")
+
+
+@DECODERS.register("recurrent")
+def recurrent_decoder(target_vocab_size, embedding_dim, memory_dim, decoder: dict, **common) -> RecurrentDecoder:
+    """A `RecurrentDecoder` from the `model.decoder` section (a plain dict) and the shared arguments."""
+    return RecurrentDecoder(target_vocab_size, embedding_dim, memory_dim, cell=decoder["cell"], units=decoder["units"],
+                            num_layers=decoder["layers"], input_feeding=decoder["input_feeding"],
+                            residual=decoder["residual"], **common)
+
+
+def build_decoder(model_config: dict, target_vocab_size: int, memory_dim: int, embedding_trainable: bool,
+                  name: str = "decoder"):
+    """The decoder `model_config["decoder"]["type"]` names (`DECODERS`), from the `model` section as a plain dict.
+
+    Keys added after a model was saved take their defaults, so configs of older model.keras files still load.
+
+    Args:
+      model_config: the `model` section (`dataclasses.asdict(ModelConfig)` or a saved model's dict).
+      target_vocab_size: int.
+      memory_dim: int, the encoder's memory size.
+      embedding_trainable: bool, False freezes the target embedding.
+      name: the layer name (default "decoder").
+
+    Returns:
+      a `RecurrentDecoder` ("recurrent", the default) or a `ConditionalDecoder` ("conditional").
+
+    Raises:
+      ConfigError: an unknown decoder type; ValueError: the errors of the decoders' constructors.
+    """
+    emb, dec = model_config["embedding"], model_config["decoder"]
+    common = dict(attention=dec["attention"], attention_units=dec["attention_units"], dropout=dec["dropout"],
+                  embedding_dropout=emb.get("dropout"), output_dropout=dec.get("output_dropout"),
+                  layer_norm=dec.get("layer_norm", False), embedding_trainable=embedding_trainable,
+                  tie_output=emb["tie_output"], name=name)
+    factory = DECODERS.get(dec.get("type", "recurrent"), "model.decoder.type")
+    return factory(target_vocab_size, emb["dim"], memory_dim, dec, **common)

@@ -26,6 +26,9 @@ class RecurrentEncoder(keras.layers.Layer):
       dropout: float in [0, 1), on embeddings and between layers.
       residual: bool, residual connections from layer 2 on.
       embedding_trainable: bool, False freezes the embedding (pretrained vectors).
+      embedding_dropout: float in [0, 1) or None (default: `dropout`), dropout on the embeddings.
+      output_dropout: float in [0, 1), default 0: dropout on the memory (training only); the final states
+        for the bridge are not dropped.
 
     Call:
       source_ids: int32 [batch, source_time], right-padded with 0.
@@ -36,7 +39,8 @@ class RecurrentEncoder(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size, embedding_dim, cell="gru", units=256, num_layers=1, bidirectional=True,
-                 merge_mode="concat", dropout=0.0, residual=False, embedding_trainable=True, **kwargs):
+                 merge_mode="concat", dropout=0.0, residual=False, embedding_trainable=True, embedding_dropout=None,
+                 output_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = int(vocab_size)
         self.embedding_dim = int(embedding_dim)
@@ -48,9 +52,12 @@ class RecurrentEncoder(keras.layers.Layer):
         self.dropout = float(dropout)
         self.residual = bool(residual)
         self.embedding_trainable = bool(embedding_trainable)
+        self.embedding_dropout = None if embedding_dropout is None else float(embedding_dropout)
+        self.output_dropout = float(output_dropout)
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="source_embedding",
                                                 trainable=self.embedding_trainable)
-        self.input_dropout = keras.layers.Dropout(self.dropout)
+        self.input_dropout = keras.layers.Dropout(self.dropout if embedding_dropout is None else self.embedding_dropout)
+        self.memory_dropout = keras.layers.Dropout(self.output_dropout)
         self.rnn = StackedRNN(cell, self.units, num_layers=self.num_layers, dropout=self.dropout,
                               residual=self.residual, bidirectional=self.bidirectional, merge_mode=merge_mode,
                               name="encoder_rnn")
@@ -69,6 +76,8 @@ class RecurrentEncoder(keras.layers.Layer):
         mask = ops.not_equal(source_ids, PAD_ID)
         x = self.input_dropout(self.embedding(source_ids), training=training)
         memory, final_states = self.rnn(x, mask=mask, training=training)
+        if self.output_dropout:
+            memory = self.memory_dropout(memory, training=training)
         return memory, mask, list(final_states)
 
     def get_config(self):
@@ -77,7 +86,8 @@ class RecurrentEncoder(keras.layers.Layer):
             "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "cell": self.cell,
             "units": self.units, "num_layers": self.num_layers, "bidirectional": self.bidirectional,
             "merge_mode": self.merge_mode, "dropout": self.dropout, "residual": self.residual,
-            "embedding_trainable": self.embedding_trainable,
+            "embedding_trainable": self.embedding_trainable, "embedding_dropout": self.embedding_dropout,
+            "output_dropout": self.output_dropout,
         }
 
 
@@ -97,4 +107,5 @@ def recurrent_encoder(encoder: dict, embedding: dict, source_vocab_size, inputs_
         source_vocab_size, embedding["dim"], cell=encoder["cell"], units=encoder["units"],
         num_layers=encoder["layers"], bidirectional=encoder["bidirectional"], merge_mode=encoder["merge_mode"],
         dropout=encoder["dropout"], residual=encoder["residual"],
-        embedding_trainable=embedding["trainable"] or not embedding.get("source_pretrained"), name=name)
+        embedding_trainable=embedding["trainable"] or not embedding.get("source_pretrained"),
+        embedding_dropout=embedding.get("dropout"), output_dropout=encoder.get("output_dropout", 0.0), name=name)

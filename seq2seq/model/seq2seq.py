@@ -17,7 +17,8 @@ from keras import ops
 from seq2seq.config import Config, ModelConfig
 from seq2seq.model import image_encoder  # noqa: F401  (registers the "image" encoder)
 from seq2seq.model.bridge import Bridge
-from seq2seq.model.decoder import RecurrentDecoder
+from seq2seq.model import conditional_decoder  # noqa: F401  (registers the "conditional" decoder)
+from seq2seq.model.decoder import build_decoder
 from seq2seq.model.encoders import ENCODERS
 
 
@@ -57,15 +58,11 @@ class Seq2Seq(keras.Model):
         self.target_vocab_size = int(target_vocab_size)
         self.source_vocab_size = None if source_vocab_size is None else int(source_vocab_size)
         self.inputs_are_features = bool(inputs_are_features)
-        emb, enc, dec = cfg["embedding"], cfg["encoder"], cfg["decoder"]
+        emb, enc = cfg["embedding"], cfg["encoder"]
         self.encoder = ENCODERS.get(enc["type"], "model.encoder.type")(
             enc, emb, self.source_vocab_size, inputs_are_features=self.inputs_are_features, name="encoder")
-        self.decoder = RecurrentDecoder(
-            self.target_vocab_size, emb["dim"], memory_dim=self.encoder.memory_dim, cell=dec["cell"],
-            units=dec["units"], num_layers=dec["layers"], attention=dec["attention"],
-            attention_units=dec["attention_units"], input_feeding=dec["input_feeding"], dropout=dec["dropout"],
-            residual=dec["residual"], embedding_trainable=emb["trainable"] or not emb.get("pretrained"),
-            tie_output=emb["tie_output"], name="decoder")
+        self.decoder = build_decoder(cfg, self.target_vocab_size, self.encoder.memory_dim,
+                                     embedding_trainable=emb["trainable"] or not emb.get("pretrained"))
         if emb.get("share"):
             if self.source_vocab_size != self.target_vocab_size:
                 raise ValueError(

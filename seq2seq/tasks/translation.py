@@ -22,6 +22,7 @@ from pipelines.batching import make_translation_dataset
 from seq2seq.config import Config, ConfigError, DecodeConfig, TranslationDataConfig, resolve_path
 from seq2seq.evaluation import corpus_bleu, read_reference_streams, translation_metrics
 from seq2seq.registry import Registry
+from seq2seq.repetition import repetition_rate
 from seq2seq.serving.modules import TranslationModule
 from seq2seq.tasks.base import TASKS, EvaluationSet, Task
 from seq2seq.tasks.tokenizers import train_or_load_tokenizer
@@ -248,7 +249,10 @@ class TranslationTask(Task):
                                      target_language=wmt_language)
         nltk = corpus_bleu(hypotheses, references)["nltk_score"]
         return {"sacrebleu": scores["bleu"]["score"], "sacrebleu_signature": scores["bleu"]["signature"],
-                "nltk_bleu": nltk, **scores}
+                "nltk_bleu": nltk, **scores,
+                # outputs that repeat a 1-3-gram back to back ("am strand am strand"), and the references' own rate
+                "repetition_rate": repetition_rate(hypotheses),
+                "reference_repetition_rate": repetition_rate([refs[0] for refs in references])}
 
     def examples(self, evaluation, hypotheses, count=5):
         return [{"source": s, "reference": r[0], "hypothesis": h}

@@ -230,7 +230,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
         return {"start_step": start, "final_step": start, "history": {}}
     # Multi-worker: only the chief writes into model_dir; other workers write to a temporary folder.
     with write_dir(model_dir, model.distribute_strategy) as out:
-        saver = CheckpointSaver(out, train.checkpoint_every)
+        saver = CheckpointSaver(out, train.checkpoint_every, keep=train.keep_checkpoints)
         callbacks = [
             saver,
             StopAtStep(train.max_steps, train.max_minutes),

@@ -102,7 +102,7 @@ class TrainingSeq2Seq(compat.LocalBatchBuildHook, Seq2Seq):
         y = tf.convert_to_tensor(y)
         loss_metric = next(m for m in self.metrics if m.name == "loss")
         batch = tf.shape(target_in)[0]
-        dtype = self.decoder.rnn.compute_dtype
+        dtype = self.decoder.compute_dtype
         start_state = self.decoder.initial_state([tf.zeros((batch, n), dtype) for n in self.decoder.state_sizes])
 
         def window_step(start, stop, carried):
