@@ -54,7 +54,7 @@ def atomic_path(path: str, mode: int = 0o644) -> Iterator[str]:
     except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError) and err.filename is None:
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
             err.filename = path
         raise
 

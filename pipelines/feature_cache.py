@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from typing import Callable, Sequence
 
 import numpy as np
@@ -159,7 +160,7 @@ class FeatureCache:
             .prefetch(tf.data.AUTOTUNE)
         )
         position = 0
-        with tqdm(total=len(todo_entries), desc="image features", unit="img", disable=not progress) as bar:
+        with tqdm(total=len(todo_entries), desc="image features", unit="img", disable=not progress or not sys.stderr.isatty()) as bar:
             for batch in images:
                 features = feature_fn(batch)
                 features = features.numpy() if hasattr(features, "numpy") else np.asarray(features)

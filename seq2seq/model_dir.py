@@ -18,6 +18,7 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ _CKPT_RE = re.compile(r"ckpt-(\d+)\.weights\.h5$")
 TOKENIZER_DIR = "tokenizers"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+DATA_FINGERPRINT_FILE = "data_fingerprint.json"
 
 # Sections whose change makes existing checkpoints or tokenizers meaningless.
 _FROZEN_KEYS = ("task", "model", "tokenizer", "data.format", "data.path", "data.reverse", "data.source_file",
@@ -187,3 +189,29 @@ def list_checkpoints(model_dir: str) -> list[tuple[int, str]]:
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
+
+
+def _file_fingerprint(path: str) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def write_data_fingerprint(model_dir: str, paths: list[str]) -> dict:
+    """Record size and SHA-256 of the data files a model was trained on (`data_fingerprint.json`, atomic)."""
+    values = {os.path.abspath(p): _file_fingerprint(p) for p in paths}
+    write_json(os.path.join(model_dir, DATA_FINGERPRINT_FILE), values)
+    return values
+
+
+def changed_data_files(model_dir: str) -> list[str]:
+    """The recorded data files that are missing or differ now (empty without a fingerprint file)."""
+    path = os.path.join(model_dir, DATA_FINGERPRINT_FILE)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    return [name for name, fingerprint in recorded.items()
+            if not os.path.isfile(name) or _file_fingerprint(name) != fingerprint]

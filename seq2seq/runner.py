@@ -25,7 +25,7 @@ import tensorflow as tf
 from pipelines.atomic import remove_stale_temps, write_atomically
 from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as md
-from seq2seq.config import Config
+from seq2seq.config import Config, data_root
 from seq2seq.decoding import decode_settings
 from seq2seq.errors import ModelDirError
 from seq2seq.evaluation import per_sentence_scores, per_sentence_signatures
@@ -80,6 +80,10 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
     """
     from seq2seq.training.distribute import is_chief, make_strategy
 
+    # The data folder is recorded as an absolute path, so the model directory evaluates from anywhere later
+    # (no SEQ2SEQ_DATA_DIR needed), also after it is moved.
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                  data_dir=os.path.abspath(data_root(config))))
     task = task_for(config)
     task.check_data()
     strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
@@ -98,7 +102,8 @@ def _train_locked(config: Config, task: Task, strategy, model_dir: str, verbose:
         for removed in remove_stale_temps(folder):  # left by a killed save
             log.info("removed the stale temporary file %s", removed)
     tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
-    chief_first(strategy, lambda: (md.prepare(model_dir, config), task.train_tokenizers(tok_dir)),
+    chief_first(strategy, lambda: (md.prepare(model_dir, config), task.train_tokenizers(tok_dir),
+                                   md.write_data_fingerprint(model_dir, task.data_files())),
                 _tokenizer_files(task, tok_dir))
     keras.utils.set_random_seed(config.train.seed)
     tokenizers = _load_tokenizers(task, tok_dir)
@@ -219,6 +224,10 @@ def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, 
         evaluation = loaded.task.external_evaluation_set(source_file, list(reference_files))
         split = f"file:{os.path.abspath(source_file)}"
     else:
+        changed = md.changed_data_files(model_dir)
+        if changed:
+            log.warning("the data changed since this model was trained (%s): its %s split may differ from the one "
+                        "held out then", ", ".join(changed), split)
         evaluation = loaded.task.evaluation_set(split)
     started = time.time()
     hypotheses, _ = predict(module, evaluation.inputs, loaded.config.decode.batch_size, progress=progress)

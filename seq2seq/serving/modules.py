@@ -24,6 +24,7 @@ otherwise. An empty batch (0 inputs) gives outputs with 0 rows.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Callable, Sequence
 
 import tensorflow as tf
@@ -235,14 +236,14 @@ def predict_batches(function: Callable, input_name: str, output_name: str, input
       input_name, output_name: e.g. "text" / "translation", "image_bytes" / "caption".
       inputs: str sentences or bytes of encoded images.
       batch_size: inputs per call (default 64).
-      progress: draw a progress bar (tqdm, on stderr).
+      progress: draw a progress bar (tqdm, on stderr when it is a terminal; redirected logs get none).
 
     Returns:
       (texts: list[str], scores: list[float]) aligned with `inputs`.
     """
     texts, scores = [], []
     starts = range(0, len(inputs), batch_size)
-    for start in tqdm(starts, desc=output_name, unit="batch", disable=not progress):
+    for start in tqdm(starts, desc=output_name, unit="batch", disable=not progress or not sys.stderr.isatty()):
         out = function(**{input_name: tf.constant(list(inputs[start:start + batch_size]), tf.string)})
         texts += [t.decode("utf-8") for t in out[output_name].numpy()]
         scores += [float(s) for s in out["score"].numpy()]

@@ -79,6 +79,10 @@ class Task:
     def check_data(self) -> None:
         """Fail early, before tokenizers or models are made, when the data cannot be read (named)."""
 
+    def data_files(self) -> list[str]:
+        """The data files the splits are made from (fingerprinted in the model directory). Default: none."""
+        return []
+
     def tokenizer_names(self) -> tuple[str, ...]:
         """File stems of this task's tokenizers in MODEL_DIR/tokenizers, e.g. ("source", "target")."""
         raise NotImplementedError

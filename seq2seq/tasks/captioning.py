@@ -255,10 +255,18 @@ class CaptioningTask(Task):
         return for_training and uses_feature_cache(self.config)
 
     def check_data(self) -> None:
+        d = self.config.data
+        if d.format != "tfds" and not d.test_split_file and d.test_fraction == 0:
+            raise ConfigError("data.test_fraction: 0 leaves the test split empty, and training ends with its "
+                              "evaluation; set a fraction > 0 or give data.test_split_file")
         if not read_split(self.config, "train"):
-            d = self.config.data
             raise ValueError(f"no training image has both a readable file and a caption: check data.image_dir "
                              f"({d.image_dir!r}), data.captions_file and data.train_split_file")
+
+    def data_files(self) -> list[str]:
+        d = self.config.data
+        names = [d.captions_file, d.path, d.train_split_file, d.validation_split_file, d.test_split_file]
+        return [resolve_path(self.config, n) for n in names if n and os.path.isfile(resolve_path(self.config, n))]
 
     def tokenizer_names(self):
         return (CAPTION,)

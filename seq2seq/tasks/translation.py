@@ -199,6 +199,16 @@ class TranslationTask(Task):
 
     def check_data(self) -> None:
         _check_data_exists(self.config)
+        d = self.config.data
+        if d.format != "tfds" and not _explicit_splits(d) and d.test_fraction == 0:
+            raise ConfigError("data.test_fraction: 0 leaves the test split empty, and training ends with its "
+                              "evaluation; set a fraction > 0 or give data.test_source_file / test_target_file")
+
+    def data_files(self) -> list[str]:
+        d = self.config.data
+        names = [d.path] if d.format == "anki" else [d.source_file, d.target_file, d.validation_source_file,
+                                                     d.validation_target_file, d.test_source_file, d.test_target_file]
+        return [resolve_path(self.config, n) for n in names if n and os.path.isfile(resolve_path(self.config, n))]
 
     def tokenizer_names(self):
         return SOURCE, TARGET
