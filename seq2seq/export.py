@@ -2,10 +2,15 @@
 
 A translation export has the signatures
   `serving_default`: text tf.string [batch] → translation tf.string [batch], score float32 [batch];
-  `translate_nbest`: text tf.string [batch] → translations tf.string [batch, n_best], scores float32 [batch, n_best].
+  `translate_nbest`: text tf.string [batch] → translations tf.string [batch, n_best], scores float32 [batch, n_best];
+  `translate_with_attention`: text → translation, score, target_pieces, source_pieces, attention (see
+  `TranslationModule.translate_with_attention`).
 A captioning export has
   `serving_default`: image_bytes tf.string [batch] (encoded JPEG/PNG/...) → caption tf.string [batch],
-  score float32 [batch].
+  score float32 [batch];
+  `caption_with_attention`: image_bytes → caption, score, pieces, lengths, attention float32 [batch, time, regions]
+  (see `CaptioningModule.caption_with_attention`; regions in row-major order of a square grid for the supported
+  backbones).
 Everything (normalisation, tokenisation, encoder, beam search, detokenisation) is inside the graph and uses
 only stock TensorFlow and tensorflow-text ops, so `tf.saved_model.load` in a process that imports only
 `tensorflow` and `tensorflow_text` serves it, and so does TensorFlow Serving with tensorflow-text ops.
@@ -61,13 +66,15 @@ def save_atomically(module: tf.Module, output_dir: str, signatures: dict) -> str
 
 def export_translation(module, output_dir: str) -> str:
     """Write a `seq2seq.inference.TranslationModule` as a SavedModel (see the module docstring)."""
-    signatures = {"serving_default": module.translate, "translate_nbest": module.translate_nbest}
+    signatures = {"serving_default": module.translate, "translate_nbest": module.translate_nbest,
+                  "translate_with_attention": module.translate_with_attention}
     return save_atomically(module, output_dir, signatures)
 
 
 def export_captioning(module, output_dir: str) -> str:
     """Write a `seq2seq.captioning.CaptioningModule` as a SavedModel (see the module docstring)."""
-    return save_atomically(module, output_dir, {"serving_default": module.caption})
+    return save_atomically(module, output_dir, {"serving_default": module.caption,
+                                                "caption_with_attention": module.caption_with_attention})
 
 
 def load_saved_model(export_dir: str):
