@@ -88,10 +88,12 @@ def _response(request: PredictRequest, rows: list[dict]) -> dict:
 
 def create_app(models: dict[str, ServedModel], settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The application serving `models` (name -> ServedModel); one `Batcher` per model and signature, started
-    and, at shutdown, drained in the app's lifespan."""
+    and, at shutdown, drained in the app's lifespan. Signatures that are not `ServedModel.batchable` run one
+    request per call."""
     metrics = ServerMetrics()
     batchers = {(name, sig): Batcher(functools.partial(model.run, sig), settings.max_batch_size,
-                                     settings.max_wait_ms, settings.batching, settings.threads,
+                                     settings.max_wait_ms, settings.batching and model.batchable(sig),
+                                     settings.threads,
                                      on_batch=metrics.batch_size.labels(name, sig).observe)
                 for name, model in models.items() for sig in model.signatures}
 

@@ -43,12 +43,16 @@ def _tensor_info(spec) -> dict:
             "name": getattr(spec, "name", "") or ""}
 
 
-def _json_value(array: np.ndarray):
-    """A numpy output row -> JSON-ready Python values (tf.string bytes decoded as UTF-8, invalid bytes replaced)."""
-    if array.dtype == object:
-        return np.vectorize(lambda b: b.decode("utf-8", errors="replace"), otypes=[object])(array).tolist() \
-            if array.ndim else array.item().decode("utf-8", errors="replace")
-    return array.tolist()
+def _json_value(value):
+    """A numpy output row (array or scalar) -> JSON-ready Python values (tf.string bytes decoded as UTF-8,
+    invalid bytes replaced)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
 
 
 class ServedModel:
@@ -104,6 +108,13 @@ class ServedModel:
         outputs = self.signatures[signature_name](**{self.input_key: tf.constant(list(inputs), tf.string)})
         arrays = {key: value.numpy() for key, value in outputs.items()}
         return [{key: _json_value(array[row]) for key, array in arrays.items()} for row in range(len(inputs))]
+
+    def batchable(self, signature_name: str) -> bool:
+        """Whether rows of different requests may share a call: every output's shape is known but for the batch
+        axis. Outputs with a data-dependent axis (the pieces and attention of `*_with_attention`) are padded to
+        the longest row of a call, so coalescing would change one request's answer by another's input."""
+        outputs = self.signatures[signature_name].structured_outputs.values()
+        return all(None not in spec.shape.as_list()[1:] for spec in outputs)
 
     def status(self) -> dict:
         """TF Serving's GetModelStatus response."""
