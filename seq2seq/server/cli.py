@@ -6,7 +6,6 @@ then `cmd_serve` returns 0.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 
@@ -15,22 +14,10 @@ from seq2seq.server.request_body import Limits
 log = logging.getLogger(__name__)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `serve` subcommand to an `argparse` subparsers object; returns its parser."""
+    from seq2seq.cli import _non_negative_float, _positive_int  # here: seq2seq.cli imports this module
+
     defaults = Limits()
     p = subparsers.add_parser("serve", help="serve exports: TF-Serving-compatible REST API, batching, a web page")
     p.add_argument("models", nargs="+", metavar="[NAME=]EXPORT_DIR",
