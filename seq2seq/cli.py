@@ -19,6 +19,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from seq2seq.server.cli import add_serve_parser, cmd_serve  # noqa: E402  (after TF_CPP_MIN_LOG_LEVEL)
+
 log = logging.getLogger("seq2seq")
 
 
@@ -100,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--word", action="append", default=[], help="word or piece to look up (repeatable)")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--projector", help="folder to write vectors.tsv + metadata.tsv for the projector")
+    add_serve_parser(sub)
     return parser
 
 
@@ -218,7 +221,7 @@ def cmd_embeddings(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate, "caption": cmd_caption,
-            "export": cmd_export, "average": cmd_average, "embeddings": cmd_embeddings}
+            "export": cmd_export, "average": cmd_average, "embeddings": cmd_embeddings, "serve": cmd_serve}
 
 
 def main(argv=None) -> int:

@@ -128,3 +128,41 @@ def edge_case_texts():
     data.max_source_length (list of str)."""
     return ["el gato come pan .", "la niña tiene un libro rojo .", "¿Dónde está el gato?", "", "  \t  ",
             "🦜🚀 ∰ ǅ 漢字", "el perro grande ve la casa y el niño bebe agua " * 30]
+
+
+# ==================================================================================================
+# Exports served by `seq2seq serve` (used by tests/test_serve_*.py)
+#
+# Session-scoped: each is written once, through the CLI entry point (`seq2seq export`), from a tiny model
+# trained once (the synthetic translation model above; the tiny Flickr8k model of tests/test_captioning_task.py
+# at 64x64 pixels, i.e. a 4x4 region grid). Returns the export folder (str).
+# ==================================================================================================
+
+
+@pytest.fixture(scope="session")
+def translation_export(synthetic_model_dir, tmp_path_factory):
+    """Export of `synthetic_model_dir` with n_best 2 in `translate_nbest` (beam 3)."""
+    from seq2seq import runner
+
+    return runner.export(synthetic_model_dir, str(tmp_path_factory.mktemp("serve") / "translate"), n_best=2)
+
+
+@pytest.fixture(scope="session")
+def captioning_export(tmp_path_factory):
+    """Export of a tiny captioning model (frozen random SmallCNN, 64x64 input, 4x4 regions, 10 steps on 20
+    Flickr8k images per split). Skips when the Flickr8k subset is absent."""
+    from test_captioning_task import TINY, flickr_data_dir
+
+    from seq2seq.cli import main
+
+    data_dir = flickr_data_dir()
+    if data_dir is None:
+        pytest.skip("Flickr8k subset not found (set SEQ2SEQ_DATA_DIR or put it in ../shared/data)")
+    model_dir = str(tmp_path_factory.mktemp("serve") / "caption_model")
+    config = os.path.join(ROOT, "configs", "captioning", "flickr8k_scratch.yaml")
+    settings = TINY + ["model.encoder.image_size=64", f"data.data_dir={data_dir}"]
+    assert main(["--quiet", "train", config, "--model-dir", model_dir,
+                 *[arg for value in settings for arg in ("--set", value)]]) == 0
+    export_dir = os.path.join(model_dir, "caption")
+    assert main(["--quiet", "export", "--model-dir", model_dir, "--output", export_dir]) == 0
+    return export_dir
