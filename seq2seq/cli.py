@@ -1,4 +1,4 @@
-"""Command line: `seq2seq train | evaluate | translate | caption | export | average | embeddings`.
+"""Command line: `seq2seq train | evaluate | translate | caption | export | score | average | embeddings | serve`.
 
 Thin: parses arguments, calls `seq2seq.runner`, prints results. Errors in user input (config, data, model
 directory) and OS-level failures (permission, read-only or full disk, TensorFlow file errors; see
@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import logging
-import math
 import os
 import sys
 
@@ -21,21 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from seq2seq.server.cli import add_serve_parser, cmd_serve  # noqa: E402  (after TF_CPP_MIN_LOG_LEVEL)
 
+from seq2seq.argtypes import non_negative_float, positive_int  # noqa: E402
+
 log = logging.getLogger("seq2seq")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,9 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
 
     def decode_options(p):
-        p.add_argument("--beam-size", type=_positive_int, help="beam size (1 = greedy-equivalent beam)")
+        p.add_argument("--beam-size", type=positive_int, help="beam size (1 = greedy-equivalent beam)")
         p.add_argument("--strategy", choices=["beam", "greedy", "sample"], help="decoding strategy")
-        p.add_argument("--length-penalty", type=_non_negative_float, help="GNMT length penalty alpha (0 = none)")
+        p.add_argument("--length-penalty", type=non_negative_float, help="GNMT length penalty alpha (0 = none)")
 
     p = sub.add_parser("evaluate", help="BLEU on a split; prints the metrics as JSON")
     p.add_argument("--model-dir", required=True, action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
@@ -72,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--model-dir", action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
     src.add_argument("--saved-model", help="an export written by `seq2seq export`")
     p.add_argument("text", nargs="*")
-    p.add_argument("--n-best", type=_positive_int, help="print the n best translations with scores (model dir only)")
+    p.add_argument("--n-best", type=positive_int, help="print the n best translations with scores (model dir only)")
     p.add_argument("--attention-plot", help="PNG file: attention map of the first sentence (model dir only)")
     decode_options(p)
 
@@ -89,12 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="export folder (default: MODEL_DIR/export)")
     decode_options(p)
 
+    p = sub.add_parser("score", help="log-probability of given (source, target) pairs under a translation model")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model-dir")
+    src.add_argument("--saved-model", help="an export written by `seq2seq export` (its `score` signature)")
+    p.add_argument("--source", help="source file, one sentence per line (with --target)")
+    p.add_argument("--target", help="target file, aligned with --source")
+    p.add_argument("--pairs", help="a TSV of source<TAB>target lines (default: stdin)")
+    p.add_argument("--format", choices=["tsv", "json"], default="tsv", help="output: TSV columns or JSON lines")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+
     p = sub.add_parser("average", help="average the weights of the last or best N checkpoints into a new model dir")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--output", required=True, help="the new model directory (must not exist)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--last", type=_positive_int, metavar="N", help="the newest N checkpoints")
-    which.add_argument("--best", type=_positive_int, metavar="N", help="the N checkpoints of lowest validation loss")
+    which.add_argument("--last", type=positive_int, metavar="N", help="the newest N checkpoints")
+    which.add_argument("--best", type=positive_int, metavar="N", help="the N checkpoints of lowest validation loss")
 
     p = sub.add_parser("embeddings", help="nearest neighbours of a word; TensorBoard projector files")
     p.add_argument("--model-dir", required=True)
@@ -205,6 +202,50 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _score_pairs_input(args) -> list[tuple[str, str]]:
+    """(source, target) pairs from --source/--target, --pairs or stdin; file:line errors as for training data."""
+    from pipelines.errors import DataError
+    from pipelines.translation import read_parallel
+
+    if bool(args.source) != bool(args.target):
+        raise ValueError("--source and --target go together (or use --pairs FILE / stdin)")
+    if args.source:
+        return list(read_parallel(args.source, args.target))
+    if args.pairs:
+        handle = open(args.pairs, encoding="utf-8")
+        name = args.pairs
+    else:
+        handle, name = sys.stdin, "stdin"
+    pairs = []
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            columns = line.split("\t")
+            if len(columns) != 2:
+                raise DataError(f"{name}:{number}: expected source<TAB>target, got {len(columns)} column(s)")
+            pairs.append((columns[0], columns[1]))
+    return pairs
+
+
+def cmd_score(args) -> int:
+    from seq2seq import runner
+
+    pairs = _score_pairs_input(args)
+    results = runner.score_pairs(pairs, model_dir=args.model_dir, saved_model=args.saved_model,
+                                 batch_size=args.batch_size)
+    if args.format == "tsv":
+        print("\t".join(runner.SCORE_FIELDS))
+    for result in results:
+        if args.format == "json":
+            print(json.dumps(result))
+        else:
+            print("\t".join(f"{result[name]:.6f}" if name != "tokens" else str(result[name])
+                            for name in runner.SCORE_FIELDS))
+    return 0
+
+
 def cmd_average(args) -> int:
     from seq2seq.averaging import average_checkpoints
 
@@ -221,7 +262,7 @@ def cmd_embeddings(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate, "caption": cmd_caption,
-            "export": cmd_export, "average": cmd_average, "embeddings": cmd_embeddings, "serve": cmd_serve}
+            "export": cmd_export, "score": cmd_score, "average": cmd_average, "embeddings": cmd_embeddings, "serve": cmd_serve}
 
 
 def main(argv=None) -> int:

@@ -311,3 +311,51 @@ def predict_items(task_name: str, items: Sequence[str], model_dir: str | Sequenc
         yield from zip(names, texts)
     if attention_plot and inputs:
         loaded.task.plot_attention(module, names[0], attention_plot)
+
+
+SCORE_FIELDS = ("log_prob", "per_token", "normalized", "tokens")
+
+
+def score_pairs(pairs: Sequence[tuple[str, str]], model_dir: str | None = None, saved_model: str | None = None,
+                batch_size: int = 64) -> list[dict]:
+    """The model's log-probability of each (source, target) pair, in batches (translation).
+
+    From a model directory (its `TranslationModule.score`) or an export (its `score` signature). Targets longer
+    than `data.max_target_length` (the longest trained on) are scored in full, with one warning naming them.
+
+    Returns:
+      per pair, {"log_prob", "per_token", "normalized", "tokens"} (see `TranslationModule._score`).
+
+    Raises:
+      ValueError: neither or both of `model_dir` / `saved_model`, an export without a `score` signature, or a
+        model directory of another task.
+    """
+    if (model_dir is None) == (saved_model is None):
+        raise ValueError("give exactly one of model_dir or saved_model")
+    if saved_model is not None:
+        signatures = load_saved_model(saved_model).signatures
+        if "score" not in signatures:
+            raise ValueError(f"{saved_model!r} has no `score` signature (a translation export of this version has)")
+        function = signatures["score"]
+        max_target_length = None
+    else:
+        loaded = load(model_dir)
+        if loaded.config.task != "translation":
+            raise ModelDirError(f"{model_dir!r} holds a {loaded.config.task} model; `score` scores translations")
+        module = serving_module(loaded)
+        function = lambda text, target: module.score(text, target)  # noqa: E731
+        max_target_length = loaded.config.data.max_target_length
+    results = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        out = function(text=tf.constant([s for s, _ in chunk], tf.string),
+                       target=tf.constant([t for _, t in chunk], tf.string))
+        columns = {name: out[name].numpy().tolist() for name in SCORE_FIELDS}
+        results += [{name: columns[name][i] for name in SCORE_FIELDS} for i in range(len(chunk))]
+    if max_target_length is not None:
+        long = [i + 1 for i, r in enumerate(results) if r["tokens"] > max_target_length]
+        if long:
+            log.warning("%d target(s) are longer than data.max_target_length = %d (pairs %s): scored in full, "
+                        "beyond the lengths the model was trained on", len(long), max_target_length,
+                        ", ".join(map(str, long[:10])) + (" ..." if len(long) > 10 else ""))
+    return results

@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Bottom (0) to top; a module may import its own layer and those below it.
 LAYERS = [
-    ("pipelines", "seq2seq.errors", "seq2seq.registry", "seq2seq.compat", "seq2seq.os_errors", "seq2seq.text_input"),
+    ("pipelines", "seq2seq.errors", "seq2seq.registry", "seq2seq.compat", "seq2seq.os_errors", "seq2seq.text_input",
+     "seq2seq.argtypes"),
     ("seq2seq.config", "seq2seq.config_doc", "seq2seq.model_dir", "seq2seq.run_lock", "seq2seq.weights_file"),
     ("seq2seq.model", "seq2seq.word_vectors"),
     ("seq2seq.decoding", "seq2seq.evaluation", "seq2seq.plots", "seq2seq.repetition"),

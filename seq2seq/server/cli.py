@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 
+from seq2seq.argtypes import non_negative_float, positive_int
 from seq2seq.server.request_body import Limits
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,6 @@ log = logging.getLogger(__name__)
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `serve` subcommand to an `argparse` subparsers object; returns its parser."""
-    from seq2seq.cli import _non_negative_float, _positive_int  # here: seq2seq.cli imports this module
 
     defaults = Limits()
     p = subparsers.add_parser("serve", help="serve exports: TF-Serving-compatible REST API, batching, a web page")
@@ -24,17 +24,17 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="an export of `seq2seq export`; NAME (default: the folder's name) is used in the URLs")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501, help="TCP port (default 8501, TF Serving's REST port)")
-    p.add_argument("--max-batch-size", type=_positive_int, default=32, help="rows per model call (default 32)")
-    p.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0,
+    p.add_argument("--max-batch-size", type=positive_int, default=32, help="rows per model call (default 32)")
+    p.add_argument("--max-wait-ms", type=non_negative_float, default=5.0,
                    help="how long a batch waits for more requests, milliseconds (default 5)")
     p.add_argument("--no-batching", dest="batching", action="store_false",
                    help="one model call per request (for comparison)")
-    p.add_argument("--threads", type=_positive_int, default=2, help="concurrent calls with --no-batching (default 2)")
-    p.add_argument("--max-body-bytes", type=_positive_int, default=defaults.max_body_bytes,
+    p.add_argument("--threads", type=positive_int, default=2, help="concurrent calls with --no-batching (default 2)")
+    p.add_argument("--max-body-bytes", type=positive_int, default=defaults.max_body_bytes,
                    help=f"largest request body (default {defaults.max_body_bytes})")
-    p.add_argument("--max-text-chars", type=_positive_int, default=defaults.max_text_chars,
+    p.add_argument("--max-text-chars", type=positive_int, default=defaults.max_text_chars,
                    help=f"longest sentence, characters (default {defaults.max_text_chars})")
-    p.add_argument("--max-instances", type=_positive_int, default=defaults.max_instances,
+    p.add_argument("--max-instances", type=positive_int, default=defaults.max_instances,
                    help=f"inputs per request (default {defaults.max_instances})")
     return p
 

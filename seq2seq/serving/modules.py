@@ -17,7 +17,8 @@ bytes), each exported as a signature:
 | `with_attention` | `<verb>_with_attention` | {OUTPUT, "score", "target_pieces": tf.string [batch, time] (EOS included, "<pad>" after it), "lengths": int32 [batch], "attention": float32 [batch, time, memory_time]} plus the task's extras |
 
 with OUTPUT = "translation" (verb "translate", input "text") or "caption" (verb "caption", input
-"image_bytes"). Scores are length-normalised log-probabilities for beam search and summed log-probabilities
+"image_bytes"). A translation module also has `score` (signature `score`): (text, target) → the model's
+log-probability of each target, by teacher forcing. Scores are length-normalised log-probabilities for beam search and summed log-probabilities
 otherwise. An empty batch (0 inputs) gives outputs with 0 rows.
 """
 
@@ -30,10 +31,10 @@ from typing import Callable, Sequence
 import tensorflow as tf
 from tqdm import tqdm
 
-from pipelines.batching import format_source
+from pipelines.batching import append_eos, format_source, prepend_bos
 from pipelines.images import decode_image
 from seq2seq.config import DecodeConfig
-from seq2seq.decoding import decode_batch
+from seq2seq.decoding import decode_batch, gnmt_length_penalty
 
 
 def detokenize_nbest(tokenizer, ids, empty=None):
@@ -149,6 +150,43 @@ class TranslationModule(ServingModule):
         super().__init__(model, target_tokenizer, decode, name="translator")
         self.source_tokenizer = source_tokenizer
         self.max_source_length = int(max_source_length)
+        self.score = tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                                               tf.TensorSpec([None], tf.string, name="target")])
+
+    def signatures(self) -> dict:
+        """The three decoding signatures plus `score` (text, target → log-probabilities)."""
+        return {**super().signatures(), "score": self.score}
+
+    def _score(self, text, target):
+        """The model's log-probability of each target given its source, by teacher forcing.
+
+        Args:
+          text: tf.string [batch], sources (normalised and tokenised as for translation; cut to
+            `max_source_length` pieces like every input).
+          target: tf.string [batch], the target sentences to score (tokenised with the target tokenizer, never
+            cut: a longer target than training saw is scored in full).
+
+        Returns:
+          {"log_prob": float32 [batch] (natural log, EOS included: the sum of the per-step log-probabilities that
+          decoding computes for the same tokens), "per_token": float32 [batch] (log_prob / tokens),
+          "normalized": float32 [batch] (log_prob / GNMT length penalty with `decode.length_penalty`, the score
+          beam search ranks by), "tokens": int32 [batch] (target pieces + EOS)}. An empty batch gives 0 rows.
+        """
+        n = tf.size(text)
+        text = tf.cond(n > 0, lambda: text, self.placeholder_input)
+        target = tf.cond(n > 0, lambda: target, self.placeholder_input)
+        source, _, _, _ = self.encode_inputs(text)
+        pieces = self.target_tokenizer.tokenize(target)
+        target_in, target_out = prepend_bos(pieces).to_tensor(), append_eos(pieces).to_tensor()
+        logits = self.model((source, target_in), training=False)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        token_log_probs = tf.gather(log_probs, target_out, batch_dims=2)
+        real = tf.cast(tf.not_equal(target_out, 0), tf.float32)
+        total = tf.reduce_sum(token_log_probs * real, axis=1)
+        tokens = tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
+        return self._first({"log_prob": total, "per_token": total / tf.cast(tokens, tf.float32),
+                            "normalized": total / gnmt_length_penalty(tokens, self._decode.length_penalty),
+                            "tokens": tokens}, n)
 
     def placeholder_input(self):
         return tf.constant([""])
