@@ -46,17 +46,37 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CONFIG = os.path.join(ROOT, "configs", "translation", "spa_en_demo.yaml")
 
-QUICK_TRAINING = ["data.limit=20000", "train.max_steps=1500", "train.eval_every=500", "train.checkpoint_every=500",
-                  "train.max_minutes=3", "train.learning_rate=0.005", "model.embedding.dim=64", "model.encoder.units=64", "model.decoder.units=64",
-                  "tokenizer.source_vocab_size=2000", "tokenizer.target_vocab_size=2000", "train.batch_size=64",
-                  "train.warmup_steps=50", "train.validation_batches=5"]
-FULL_TRAINING = ["train.max_steps=2000", "train.eval_every=500", "train.checkpoint_every=500", "train.max_minutes=20",
-                 "model.embedding.dim=128", "model.encoder.units=128", "model.decoder.units=128"]
+QUICK_TRAINING = [
+    "data.limit=20000",
+    "train.max_steps=1500",
+    "train.eval_every=500",
+    "train.checkpoint_every=500",
+    "train.max_minutes=3",
+    "train.learning_rate=0.005",
+    "model.embedding.dim=64",
+    "model.encoder.units=64",
+    "model.decoder.units=64",
+    "tokenizer.source_vocab_size=2000",
+    "tokenizer.target_vocab_size=2000",
+    "train.batch_size=64",
+    "train.warmup_steps=50",
+    "train.validation_batches=5",
+]
+FULL_TRAINING = [
+    "train.max_steps=2000",
+    "train.eval_every=500",
+    "train.checkpoint_every=500",
+    "train.max_minutes=20",
+    "model.embedding.dim=128",
+    "model.encoder.units=128",
+    "model.decoder.units=128",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model-dir", help="trained translation model directory (default: train a small one)")
     parser.add_argument("--work-dir", help="where to train / export (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="200 sentences (and a quicker model when training)")
@@ -126,8 +146,11 @@ def eager_greedy_translate(model, source_tok, target_tok, text: str, max_source_
     if decode.max_length_ratio is None:
         limit = decode.max_length
     else:
-        limit = int(max_output_length([source.shape[1]], decode.max_length, decode.max_length_ratio,
-                                      decode.max_length_offset)[0])
+        limit = int(
+            max_output_length([source.shape[1]], decode.max_length, decode.max_length_ratio, decode.max_length_offset)[
+                0
+            ]
+        )
     state, constants = model.encode(source, training=False)
     token, output = tf.constant([BOS_ID], tf.int32), []
     for _ in range(limit):
@@ -151,19 +174,25 @@ def run(model_dir: str, work_dir: str, n: int, batch_size: int, beam_size: int) 
     config, model, source_tok, target_tok = _unpack(runner.load(model_dir))
     sources, references = test_split(config, n)
 
-    export_dir = runner.export(model_dir, os.path.join(work_dir, "export"), strategy="beam", beam_size=beam_size,
-                               n_best=1)
+    export_dir = runner.export(
+        model_dir, os.path.join(work_dir, "export"), strategy="beam", beam_size=beam_size, n_best=1
+    )
     serve = load_saved_model(export_dir).signatures["serving_default"]
     serve(text=tf.constant(sources[:2]))  # warm-up
     started = time.perf_counter()
     beam_hypotheses = []
     for start in range(0, len(sources), batch_size):
-        out = serve(text=tf.constant(sources[start:start + batch_size], tf.string))
+        out = serve(text=tf.constant(sources[start : start + batch_size], tf.string))
         beam_hypotheses += [t.decode("utf-8") for t in out["translation"].numpy()]
     beam_seconds = time.perf_counter() - started
 
-    eager = dict(model=model, source_tok=source_tok, target_tok=target_tok,
-                 max_source_length=config.data.max_source_length, decode=config.decode)
+    eager = dict(
+        model=model,
+        source_tok=source_tok,
+        target_tok=target_tok,
+        max_source_length=config.data.max_source_length,
+        decode=config.decode,
+    )
     eager_greedy_translate(text=sources[0], **eager)  # warm-up
     started = time.perf_counter()
     greedy_hypotheses = [eager_greedy_translate(text=text, **eager) for text in sources]
@@ -171,27 +200,42 @@ def run(model_dir: str, work_dir: str, n: int, batch_size: int, beam_size: int) 
 
     beam_rate, greedy_rate = len(sources) / beam_seconds, len(sources) / greedy_seconds
     return {
-        "model_dir": os.path.abspath(model_dir), "sentences": len(sources), "batch_size": batch_size,
-        "beam_size": beam_size, "length_penalty": config.decode.length_penalty,
-        "seconds_savedmodel_beam": round(beam_seconds, 2), "seconds_eager_greedy": round(greedy_seconds, 2),
+        "model_dir": os.path.abspath(model_dir),
+        "sentences": len(sources),
+        "batch_size": batch_size,
+        "beam_size": beam_size,
+        "length_penalty": config.decode.length_penalty,
+        "seconds_savedmodel_beam": round(beam_seconds, 2),
+        "seconds_eager_greedy": round(greedy_seconds, 2),
         "sentences_per_s_savedmodel_beam": round(beam_rate, 2),
         "sentences_per_s_eager_greedy": round(greedy_rate, 2),
         "speed_ratio": round(beam_rate / greedy_rate, 2),
         "bleu_savedmodel_beam": round(corpus_bleu(beam_hypotheses, references)["score"], 2),
         "bleu_eager_greedy": round(corpus_bleu(greedy_hypotheses, references)["score"], 2),
-        "examples": [{"source": s, "reference": r, "beam": b, "greedy": g}
-                     for s, r, b, g in list(zip(sources, references, beam_hypotheses, greedy_hypotheses))[:3]],
+        "examples": [
+            {"source": s, "reference": r, "beam": b, "greedy": g}
+            for s, r, b, g in list(zip(sources, references, beam_hypotheses, greedy_hypotheses))[:3]
+        ],
     }
 
 
 def print_report(report: dict) -> None:
     """A readable table, the examples, then the JSON (without examples) on the last line."""
-    rows = [("decoder", "sentences/s", "seconds", "BLEU"),
-            (f"SavedModel beam {report['beam_size']}, batch {report['batch_size']}",
-             report["sentences_per_s_savedmodel_beam"], report["seconds_savedmodel_beam"],
-             report["bleu_savedmodel_beam"]),
-            ("eager greedy, 1 sentence at a time", report["sentences_per_s_eager_greedy"],
-             report["seconds_eager_greedy"], report["bleu_eager_greedy"])]
+    rows = [
+        ("decoder", "sentences/s", "seconds", "BLEU"),
+        (
+            f"SavedModel beam {report['beam_size']}, batch {report['batch_size']}",
+            report["sentences_per_s_savedmodel_beam"],
+            report["seconds_savedmodel_beam"],
+            report["bleu_savedmodel_beam"],
+        ),
+        (
+            "eager greedy, 1 sentence at a time",
+            report["sentences_per_s_eager_greedy"],
+            report["seconds_eager_greedy"],
+            report["bleu_eager_greedy"],
+        ),
+    ]
     print(f"model {report['model_dir']}, {report['sentences']} test sentences")
     for name, rate, seconds, bleu in rows:
         print(f"{name:<38} {rate!s:>12} {seconds!s:>9} {bleu!s:>7}")

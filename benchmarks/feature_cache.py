@@ -31,8 +31,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "captioning",
-                              "flickr8k_mobilenet.yaml")
+DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "captioning", "flickr8k_mobilenet.yaml"
+)
 
 
 def _epoch_seconds(model, dataset) -> float:
@@ -75,12 +76,22 @@ def measure(config, items, tokenizer, work: str) -> dict:
             cache.features_for(list(items), encoder.feature_fn, progress=False)
             result["cache_build_seconds"] = round(time.perf_counter() - started, 2)
         stats: dict = {}
-        dataset = make_captioning_dataset(items, tokenizer, config.train.batch_size, config.data.max_target_length,
-                                          training=True, image_size=encoder.image_size, features=cache,
-                                          feature_fn=encoder.feature_fn, seed=config.train.seed, stats=stats)
+        dataset = make_captioning_dataset(
+            items,
+            tokenizer,
+            config.train.batch_size,
+            config.data.max_target_length,
+            training=True,
+            image_size=encoder.image_size,
+            features=cache,
+            feature_fn=encoder.feature_fn,
+            seed=config.train.seed,
+            stats=stats,
+        )
         result["examples"] = stats["examples"]
         result["cached_epoch_seconds" if cached else "uncached_epoch_seconds"] = round(
-            _epoch_seconds(model, dataset), 2)
+            _epoch_seconds(model, dataset), 2
+        )
     result["speedup"] = round(result["uncached_epoch_seconds"] / result["cached_epoch_seconds"], 2)
     return result
 
@@ -90,9 +101,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="captioning config with a frozen backbone")
     parser.add_argument("--quick", action="store_true", help="48 training images instead of all (< 5 min)")
     parser.add_argument("--images", type=int, help="number of training images (default: all, 48 with --quick)")
-    parser.add_argument("--backbones", default=None,
-                        help=f"comma-separated: config | Name | Name:alpha (default {DEFAULT_BACKBONES!r}; "
-                             "with --quick: 'config,ResNet50')")
+    parser.add_argument(
+        "--backbones",
+        default=None,
+        help=f"comma-separated: config | Name | Name:alpha (default {DEFAULT_BACKBONES!r}; "
+        "with --quick: 'config,ResNet50')",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
@@ -110,12 +124,18 @@ def main(argv=None) -> dict:
     if not captioning.uses_feature_cache(config):
         parser.error("the config must have a frozen backbone and data.feature_cache: true")
     items = captioning.read_split(config, "train")
-    results = {"config": os.path.relpath(args.config), "images": len(items), "batch_size": config.train.batch_size,
-               "backbones": []}
+    results = {
+        "config": os.path.relpath(args.config),
+        "images": len(items),
+        "batch_size": config.train.batch_size,
+        "backbones": [],
+    }
     with tempfile.TemporaryDirectory(prefix="feature-cache-bench-") as work:
         tokenizer = train_word_vocabulary(caption_texts(items), work, "caption", config.tokenizer.target_vocab_size)
-        print(f"{'backbone':<24} {'cached s/epoch':>15} {'uncached s/epoch':>17} {'speed-up':>9} "
-              f"{'cache build s':>14}", flush=True)
+        print(
+            f"{'backbone':<24} {'cached s/epoch':>15} {'uncached s/epoch':>17} {'speed-up':>9} {'cache build s':>14}",
+            flush=True,
+        )
         for spec in backbones:
             backbone_config = load_config(args.config, overrides + _backbone_overrides(spec))
             keras.utils.set_random_seed(backbone_config.train.seed)
@@ -124,8 +144,11 @@ def main(argv=None) -> dict:
             label += "" if spec != "config" else " (config)"
             row = {"backbone": label, "weights": encoder.weights, **measure(backbone_config, items, tokenizer, work)}
             results["backbones"].append(row)
-            print(f"{label:<24} {row['cached_epoch_seconds']:>15.2f} {row['uncached_epoch_seconds']:>17.2f} "
-                  f"{row['speedup']:>8.1f}x {row['cache_build_seconds']:>14.2f}", flush=True)
+            print(
+                f"{label:<24} {row['cached_epoch_seconds']:>15.2f} {row['uncached_epoch_seconds']:>17.2f} "
+                f"{row['speedup']:>8.1f}x {row['cache_build_seconds']:>14.2f}",
+                flush=True,
+            )
             keras.backend.clear_session()
         results["examples"] = results["backbones"][0]["examples"]
         results["speedup"] = results["backbones"][0]["speedup"]

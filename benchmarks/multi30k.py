@@ -48,8 +48,16 @@ from seq2seq.config import load_config  # noqa: E402
 from seq2seq.plots import plot_curve  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "translation", "multi30k_en_de_gru.yaml")
-QUICK = ["train.max_steps=150", "train.eval_every=75", "train.checkpoint_every=75", "train.warmup_steps=20",
-         "train.max_minutes=null", "train.validation_batches=4", "decode.strategy=greedy", "decode.beam_size=1"]
+QUICK = [
+    "train.max_steps=150",
+    "train.eval_every=75",
+    "train.checkpoint_every=75",
+    "train.warmup_steps=20",
+    "train.max_minutes=null",
+    "train.validation_batches=4",
+    "decode.strategy=greedy",
+    "decode.beam_size=1",
+]
 
 
 def peak_rss_mb() -> float:
@@ -75,8 +83,11 @@ def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict
         step = test["steps"]
         val = runner.evaluate(model_dir, "validation", progress=False)
         curve.append([step, round(val["sacrebleu"], 2)])
-        print(f"step {step}: val sacreBLEU {val['sacrebleu']:.2f}, test sacreBLEU {test['sacrebleu']:.2f}, "
-              f"{time.time() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MiB", flush=True)
+        print(
+            f"step {step}: val sacreBLEU {val['sacrebleu']:.2f}, test sacreBLEU {test['sacrebleu']:.2f}, "
+            f"{time.time() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MiB",
+            flush=True,
+        )
         if config.train.max_minutes and train_seconds >= 60 * config.train.max_minutes:
             break
         keras.backend.clear_session()  # each round builds a new model: free the last one's graphs
@@ -85,15 +96,29 @@ def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict
     metric_names = ("bleu", "bleu_lc", "chrf", "ter", "bleu_wmt_lc_norm_tok")
     plot = os.path.join(model_dir, "val_bleu_curve.png")
     if curve:
-        plot_curve([(s, b) for s, b in curve], plot, "training step", "validation sacreBLEU",
-                   f"Multi30k en→de, {os.path.basename(config_path)}")
-    return {"test_sacrebleu": round(final["sacrebleu"], 2),
-            "test_metrics": {name: {"score": round(final[name]["score"], 2), "signature": final[name]["signature"]}
-                             for name in metric_names},
-            "repetition_rate": final["repetition_rate"], "reference_repetition_rate": final["reference_repetition_rate"],
-            "curve_plot": plot if curve else None, "val_bleu_curve": curve, "wall_seconds": round(time.time() - started, 1),
-            "train_seconds": round(train_seconds, 1), "peak_rss_mb": round(peak_rss_mb(), 1), "steps": step,
-            "model_dir": model_dir}
+        plot_curve(
+            [(s, b) for s, b in curve],
+            plot,
+            "training step",
+            "validation sacreBLEU",
+            f"Multi30k en→de, {os.path.basename(config_path)}",
+        )
+    return {
+        "test_sacrebleu": round(final["sacrebleu"], 2),
+        "test_metrics": {
+            name: {"score": round(final[name]["score"], 2), "signature": final[name]["signature"]}
+            for name in metric_names
+        },
+        "repetition_rate": final["repetition_rate"],
+        "reference_repetition_rate": final["reference_repetition_rate"],
+        "curve_plot": plot if curve else None,
+        "val_bleu_curve": curve,
+        "wall_seconds": round(time.time() - started, 1),
+        "train_seconds": round(train_seconds, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "steps": step,
+        "model_dir": model_dir,
+    }
 
 
 def main(argv=None) -> int:

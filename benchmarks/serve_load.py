@@ -42,16 +42,34 @@ TESTS = os.path.join(ROOT, "tests")
 # hundred steps and translates every sentence into several words (a weak Tatoeba model emits empty strings).
 TOY_CONFIG = {
     "task": "translation",
-    "data": {"format": "parallel", "lowercase": True, "validation_fraction": 0.05, "test_fraction": 0.05,
-             "max_source_length": 12, "max_target_length": 12},
+    "data": {
+        "format": "parallel",
+        "lowercase": True,
+        "validation_fraction": 0.05,
+        "test_fraction": 0.05,
+        "max_source_length": 12,
+        "max_target_length": 12,
+    },
     "tokenizer": {"kind": "word", "source_vocab_size": 64, "target_vocab_size": 64},
     "model": {"embedding": {"dim": 64}, "encoder": {"units": 128}, "decoder": {"units": 128}},
-    "train": {"batch_size": 32, "max_steps": 300, "eval_every": 300, "checkpoint_every": 300,
-              "validation_batches": 2, "learning_rate": 0.01, "max_minutes": 5},
+    "train": {
+        "batch_size": 32,
+        "max_steps": 300,
+        "eval_every": 300,
+        "checkpoint_every": 300,
+        "validation_batches": 2,
+        "learning_rate": 0.01,
+        "max_minutes": 5,
+    },
     "decode": {"beam_size": 5, "batch_size": 32, "max_length": 20},
 }
-BAD_BODIES = [b"{not json", b'{"instances": []}', b'{"instances": [5]}',
-              json.dumps({"instances": ["a" * 100_000]}).encode(), None]  # None: the unknown model
+BAD_BODIES = [
+    b"{not json",
+    b'{"instances": []}',
+    b'{"instances": [5]}',
+    json.dumps({"instances": ["a" * 100_000]}).encode(),
+    None,
+]  # None: the unknown model
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -77,8 +95,17 @@ def batch_totals(metrics_text: str) -> tuple[float, float]:
     return rows, calls
 
 
-async def run_level(url: str, model: str, clients: int, requests: int, seconds: float, sentences: list[str],
-                    expected: dict[str, str], bad_fraction: float, seed: int) -> dict:
+async def run_level(
+    url: str,
+    model: str,
+    clients: int,
+    requests: int,
+    seconds: float,
+    sentences: list[str],
+    expected: dict[str, str],
+    bad_fraction: float,
+    seed: int,
+) -> dict:
     """Drive one concurrency level; returns its figures."""
     import httpx
 
@@ -116,8 +143,7 @@ async def run_level(url: str, model: str, clients: int, requests: int, seconds: 
             codes[response.status_code] = codes.get(response.status_code, 0) + 1
             if kind == "good":
                 latencies.append(elapsed)
-                if response.status_code != 200 or \
-                        response.json()["predictions"][0]["translation"] != expected[payload]:
+                if response.status_code != 200 or response.json()["predictions"][0]["translation"] != expected[payload]:
                     mismatches.append(payload)
             elif not 400 <= response.status_code < 500:
                 mismatches.append(f"bad request answered {response.status_code}")
@@ -136,13 +162,18 @@ async def run_level(url: str, model: str, clients: int, requests: int, seconds: 
     done = sum(codes.values())
     calls = after[1] - before[1]
     ms = [1000 * x for x in latencies]
-    return {"clients": clients, "requests": done, "seconds": round(wall, 3),
-            "requests_per_s": round(done / wall, 2) if wall else None,
-            **{f"p{q}_ms": None if not ms else round(percentile(ms, q), 1) for q in (50, 95, 99)},
-            "mean_batch_size": round((after[0] - before[0]) / calls, 2) if calls else None,
-            "status_4xx": sum(n for c, n in codes.items() if 400 <= c < 500),
-            "status_5xx": sum(n for c, n in codes.items() if c >= 500), "connection_errors": errors,
-            "mismatches": len(mismatches)}
+    return {
+        "clients": clients,
+        "requests": done,
+        "seconds": round(wall, 3),
+        "requests_per_s": round(done / wall, 2) if wall else None,
+        **{f"p{q}_ms": None if not ms else round(percentile(ms, q), 1) for q in (50, 95, 99)},
+        "mean_batch_size": round((after[0] - before[0]) / calls, 2) if calls else None,
+        "status_4xx": sum(n for c, n in codes.items() if 400 <= c < 500),
+        "status_5xx": sum(n for c, n in codes.items() if c >= 500),
+        "connection_errors": errors,
+        "mismatches": len(mismatches),
+    }
 
 
 def expected_answers(export_dir: str, sentences: list[str]) -> dict[str, str]:
@@ -199,8 +230,11 @@ def main() -> int:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=2, help="concurrent calls with batching off (default 2)")
     parser.add_argument("--sentences", type=int, default=200, help="distinct sentences drawn from (default 200)")
-    parser.add_argument("--sentences-file", help="inputs, one a line (default: the toy-language sources trained on, "
-                        "or with --export the Spanish side of $SEQ2SEQ_DATA_DIR/anki/spa-eng.txt)")
+    parser.add_argument(
+        "--sentences-file",
+        help="inputs, one a line (default: the toy-language sources trained on, "
+        "or with --export the Spanish side of $SEQ2SEQ_DATA_DIR/anki/spa-eng.txt)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -218,17 +252,31 @@ def main() -> int:
             export_dir, source = train_export(args.work_dir or tmp)
         sentences = read_sentences(args.sentences_file or source, args.sentences)
         expected = expected_answers(export_dir, sentences)
-        modes = {"batching": ["--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)],
-                 "no_batching": ["--no-batching", "--threads", str(args.threads)]}
+        modes = {
+            "batching": ["--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)],
+            "no_batching": ["--no-batching", "--threads", str(args.threads)],
+        }
         results, crashes = {}, 0
         for mode, options in modes.items():
-            with ServerProcess([f"bench={export_dir}", *options, "--max-text-chars", "2000"],
-                               log_path=os.path.join(tmp, f"{mode}.log")) as server:
+            with ServerProcess(
+                [f"bench={export_dir}", *options, "--max-text-chars", "2000"], log_path=os.path.join(tmp, f"{mode}.log")
+            ) as server:
                 asyncio.run(run_level(server.url, "bench", 4, 16, 60, sentences, expected, 0, args.seed))  # warm-up
                 results[mode] = []
                 for level in levels:
-                    figures = asyncio.run(run_level(server.url, "bench", level, args.requests, args.level_seconds,
-                                                    sentences, expected, args.bad_fraction, args.seed + level))
+                    figures = asyncio.run(
+                        run_level(
+                            server.url,
+                            "bench",
+                            level,
+                            args.requests,
+                            args.level_seconds,
+                            sentences,
+                            expected,
+                            args.bad_fraction,
+                            args.seed + level,
+                        )
+                    )
                     results[mode].append(figures)
                     print(f"{mode:12s} {json.dumps(figures)}", flush=True)
                     if server.process.poll() is not None:
@@ -243,15 +291,23 @@ def main() -> int:
         return next((f[key] for f in results.get(mode, []) if f["clients"] == clients), None)
 
     on, off = at("batching", 32, "requests_per_s"), at("no_batching", 32, "requests_per_s")
-    summary = {"results": results, "crashes": crashes,
-               "status_5xx": sum(f["status_5xx"] for fs in results.values() for f in fs),
-               "mismatches": sum(f["mismatches"] for fs in results.values() for f in fs),
-               "throughput_ratio_32": round(on / off, 2) if on and off else None,
-               "p99_ms_32": {"batching": at("batching", 32, "p99_ms"), "no_batching": at("no_batching", 32, "p99_ms")},
-               "settings": {"requests": args.requests, "level_seconds": args.level_seconds,
-                            "bad_fraction": args.bad_fraction, "max_batch_size": args.max_batch_size,
-                            "max_wait_ms": args.max_wait_ms, "threads": args.threads,
-                            "export": args.export or "trained here"}}
+    summary = {
+        "results": results,
+        "crashes": crashes,
+        "status_5xx": sum(f["status_5xx"] for fs in results.values() for f in fs),
+        "mismatches": sum(f["mismatches"] for fs in results.values() for f in fs),
+        "throughput_ratio_32": round(on / off, 2) if on and off else None,
+        "p99_ms_32": {"batching": at("batching", 32, "p99_ms"), "no_batching": at("no_batching", 32, "p99_ms")},
+        "settings": {
+            "requests": args.requests,
+            "level_seconds": args.level_seconds,
+            "bad_fraction": args.bad_fraction,
+            "max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+            "threads": args.threads,
+            "export": args.export or "trained here",
+        },
+    }
     print(json.dumps(summary))
     return 0
 

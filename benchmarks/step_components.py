@@ -64,6 +64,7 @@ def forward_backward(layer_fn, variables):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(tf.sin(layer_fn()))
         return tape.gradient(loss, variables)
+
     return step
 
 
@@ -74,8 +75,7 @@ def gru_pair(units: int, input_dim: int):
     for cls in (keras.layers.GRU, PrecomputedInputGRU):
         layer = cls(units, return_sequences=True)
         layer.build(x.shape)
-        fns.append(forward_backward(lambda layer=layer: layer(x, mask=mask, training=True),
-                                    layer.trainable_variables))
+        fns.append(forward_backward(lambda layer=layer: layer(x, mask=mask, training=True), layer.trainable_variables))
     return fns
 
 
@@ -87,8 +87,11 @@ def score_pair():
         layer = cls(use_scale=True)
         layer.build([query.shape, value.shape, key.shape])
         query_var = tf.Variable(query)
-        fns.append(forward_backward(lambda layer=layer, q=query_var: layer([q, value, key]),
-                                    [query_var] + layer.trainable_variables))
+        fns.append(
+            forward_backward(
+                lambda layer=layer, q=query_var: layer([q, value, key]), [query_var] + layer.trainable_variables
+            )
+        )
     return fns
 
 
@@ -113,8 +116,9 @@ def accuracy_pair():
     # As late in training: the true token has the highest logit at about 60 % of the positions (a hit makes
     # `in_top_k` scan the whole row; a miss can stop at the first larger logit).
     hit = tf.random.uniform((BATCH, TIME)) < 0.6
-    y_true = tf.where(hit, tf.argmax(logits, axis=-1, output_type=tf.int32),
-                      tf.random.uniform((BATCH, TIME), 0, VOCAB, tf.int32))
+    y_true = tf.where(
+        hit, tf.argmax(logits, axis=-1, output_type=tf.int32), tf.random.uniform((BATCH, TIME), 0, VOCAB, tf.int32)
+    )
     metric = MaskedAccuracy()
     argmax = tf.function(lambda: ops.sum(ops.cast(ops.argmax(logits, axis=-1) == y_true, "float32")))
     top_1 = tf.function(lambda: metric.update_state(y_true, logits))
@@ -122,8 +126,21 @@ def accuracy_pair():
 
 
 def adam_pair():
-    shapes = [(6000, 256), (6000, 256), (512, 6000), (6000,), (256, 768), (256, 768), (512, 1536),
-              (768, 1536), (512, 1536), (512, 512), (1024, 512), (512, 512), (512,)]
+    shapes = [
+        (6000, 256),
+        (6000, 256),
+        (512, 6000),
+        (6000,),
+        (256, 768),
+        (256, 768),
+        (512, 1536),
+        (768, 1536),
+        (512, 1536),
+        (512, 512),
+        (1024, 512),
+        (512, 512),
+        (512,),
+    ]
     fns = []
     for cls in (keras.optimizers.Adam, FusedAdam):
         variables = [keras.Variable(np.random.normal(size=s).astype("float32") * 0.01) for s in shapes]
@@ -138,6 +155,7 @@ def apply_function(optimizer, variables, grads):
     @tf.function
     def apply():
         optimizer.apply_gradients(zip(grads, variables))
+
     return apply
 
 
@@ -160,10 +178,15 @@ def main(argv=None) -> int:
     for name, make in rows.items():
         keras_fn, toolkit_fn = make()
         keras_ms, toolkit_ms = time_call(keras_fn, repeats), time_call(toolkit_fn, repeats)
-        result[name] = {"keras_ms": round(keras_ms, 2), "toolkit_ms": round(toolkit_ms, 2),
-                        "speedup": round(keras_ms / toolkit_ms, 2)}
-        print(f"{name:15s} keras {keras_ms:8.2f} ms   toolkit {toolkit_ms:8.2f} ms   ×{keras_ms / toolkit_ms:.2f}",
-              flush=True)
+        result[name] = {
+            "keras_ms": round(keras_ms, 2),
+            "toolkit_ms": round(toolkit_ms, 2),
+            "speedup": round(keras_ms / toolkit_ms, 2),
+        }
+        print(
+            f"{name:15s} keras {keras_ms:8.2f} ms   toolkit {toolkit_ms:8.2f} ms   ×{keras_ms / toolkit_ms:.2f}",
+            flush=True,
+        )
     print(json.dumps(result))
     return 0
 

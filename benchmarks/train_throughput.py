@@ -108,7 +108,7 @@ def matmul_peak(dtype: str, size: int = 2048, repeats: int = 10, trials: int = 3
         started = time.perf_counter()
         chain(a).numpy()
         best = min(best, time.perf_counter() - started)
-    return 2.0 * size ** 3 * repeats / best
+    return 2.0 * size**3 * repeats / best
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,10 +153,12 @@ def toolkit_forward_flops(model_config, target_vocab: int, batch: int, source_le
     return float(flops)
 
 
-def baseline_forward_flops(embedding_dim: int, encoder_units: int, units: int, vocab: int, batch: int,
-                           source_len: int, target_len: int) -> float:
+def baseline_forward_flops(
+    embedding_dim: int, encoder_units: int, units: int, vocab: int, batch: int, source_len: int, target_len: int
+) -> float:
     """Forward matmul FLOPs of one baseline batch (formula in the module docstring; H = encoder_units per
-    direction, D = units of the decoder)."""
+    direction, D = units of the decoder).
+    """
     B, S, T, E, H, D, V = batch, source_len, target_len, embedding_dim, encoder_units, units, vocab
     flops = 2 * 2 * B * S * 3 * H * (E + H) + 2 * B * T * 3 * D * (E + D)
     flops += 2 * B * T * D * D + 2 * 2 * B * S * H * D + 2 * B * T * D * D
@@ -179,7 +181,8 @@ def tutorial_standardize(text):
 
 class BaselineEncoder(keras.layers.Layer):
     """Token ids [B, S] -> memory [B, S, units]: embedding (pad masked) and a sum-merged bidirectional GRU
-    of `units` per direction."""
+    of `units` per direction.
+    """
 
     def __init__(self, vocab_size, embedding_dim, units, **kwargs):
         super().__init__(**kwargs)
@@ -247,10 +250,12 @@ def baseline_pipeline(pairs, vocab_size: int, max_length: int, batch_size: int, 
     """
     sources = np.array([s for s, _ in pairs], dtype=object)
     targets = np.array([t for _, t in pairs], dtype=object)
-    source_proc = keras.layers.TextVectorization(max_tokens=vocab_size, standardize=tutorial_standardize,
-                                                 output_sequence_length=max_length)
-    target_proc = keras.layers.TextVectorization(max_tokens=vocab_size, standardize=tutorial_standardize,
-                                                 output_sequence_length=max_length + 1)
+    source_proc = keras.layers.TextVectorization(
+        max_tokens=vocab_size, standardize=tutorial_standardize, output_sequence_length=max_length
+    )
+    target_proc = keras.layers.TextVectorization(
+        max_tokens=vocab_size, standardize=tutorial_standardize, output_sequence_length=max_length + 1
+    )
     source_proc.adapt(sources)
     target_proc.adapt(targets)
 
@@ -258,9 +263,14 @@ def baseline_pipeline(pairs, vocab_size: int, max_length: int, batch_size: int, 
         target_ids = target_proc(target)
         return (source_proc(source), target_ids[:, :-1]), target_ids[:, 1:]
 
-    dataset = (tf.data.Dataset.from_tensor_slices((sources, targets)).shuffle(len(sources), seed=seed)
-               .batch(batch_size, drop_remainder=True).map(vectorize, num_parallel_calls=tf.data.AUTOTUNE)
-               .repeat().prefetch(tf.data.AUTOTUNE))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((sources, targets))
+        .shuffle(len(sources), seed=seed)
+        .batch(batch_size, drop_remainder=True)
+        .map(vectorize, num_parallel_calls=tf.data.AUTOTUNE)
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
     return dataset, source_proc.vocabulary_size(), target_proc.vocabulary_size()
 
 
@@ -298,7 +308,10 @@ def time_training(model, dataset, warmup: int, steps: int, forward_flops) -> dic
     seconds = time.perf_counter() - started
     tokens = sum(real[warmup:])
     return {
-        "tokens_per_s": tokens / seconds, "steps_per_s": steps / seconds, "seconds": seconds, "tokens": tokens,
+        "tokens_per_s": tokens / seconds,
+        "steps_per_s": steps / seconds,
+        "seconds": seconds,
+        "tokens": tokens,
         "flops_per_s": sum(flops[warmup:]) / seconds,
         "pad_fraction": 1.0 - tokens / sum(padded[warmup:]),
         "input_batches_per_s": len(real) / input_seconds,
@@ -313,39 +326,61 @@ def run(args) -> dict:
     keras.utils.set_random_seed(config.train.seed)
     cfg_train = config.train
     batch = cfg_train.batch_size
-    print(f"data: {data_dir}; batch {batch}; warm-up {args.warmup} + timed {args.steps} steps; "
-          f"mixed_precision={cfg_train.mixed_precision}, jit_compile={cfg_train.jit_compile}", flush=True)
+    print(
+        f"data: {data_dir}; batch {batch}; warm-up {args.warmup} + timed {args.steps} steps; "
+        f"mixed_precision={cfg_train.mixed_precision}, jit_compile={cfg_train.jit_compile}",
+        flush=True,
+    )
 
     peak32 = matmul_peak("float32", size=args.matmul_size)
     peak16 = matmul_peak("bfloat16", size=args.matmul_size)
-    print(f"matmul peak: float32 {peak32 / 1e9:.1f} GFLOP/s, bfloat16 {peak16 / 1e9:.1f} GFLOP/s "
-          f"(×{peak16 / peak32:.2f})", flush=True)
+    print(
+        f"matmul peak: float32 {peak32 / 1e9:.1f} GFLOP/s, bfloat16 {peak16 / 1e9:.1f} GFLOP/s "
+        f"(×{peak16 / peak32:.2f})",
+        flush=True,
+    )
 
     with tempfile.TemporaryDirectory() as work:
         source_tok, target_tok = translation.train_tokenizers(config, os.path.join(work, "tokenizers"))
         train_ds, _ = translation.make_datasets(config, source_tok, target_tok)
         model = compile_model(build_model(config, source_tok.vocab_size, target_tok.vocab_size), cfg_train)
-        toolkit = time_training(model, train_ds, args.warmup, args.steps, lambda b, s, t: toolkit_forward_flops(
-            config.model, target_tok.vocab_size, b, s, t))
-    print(f"toolkit : {toolkit['tokens_per_s']:.0f} target tokens/s, {toolkit['steps_per_s']:.2f} steps/s, "
-          f"{toolkit['flops_per_s'] / 1e9:.1f} GFLOP/s, padding {toolkit['pad_fraction']:.1%}, input pipeline "
-          f"{toolkit['input_batches_per_s']:.0f} batches/s, warm-up {toolkit['warmup_seconds']:.1f} s", flush=True)
+        toolkit = time_training(
+            model,
+            train_ds,
+            args.warmup,
+            args.steps,
+            lambda b, s, t: toolkit_forward_flops(config.model, target_tok.vocab_size, b, s, t),
+        )
+    print(
+        f"toolkit : {toolkit['tokens_per_s']:.0f} target tokens/s, {toolkit['steps_per_s']:.2f} steps/s, "
+        f"{toolkit['flops_per_s'] / 1e9:.1f} GFLOP/s, padding {toolkit['pad_fraction']:.1%}, input pipeline "
+        f"{toolkit['input_batches_per_s']:.0f} batches/s, warm-up {toolkit['warmup_seconds']:.1f} s",
+        flush=True,
+    )
     del model
     keras.backend.clear_session()
 
     train_pairs = list(translation.pairs(config, "train"))
     dataset, source_vocab, target_vocab = baseline_pipeline(
-        train_pairs, config.tokenizer.target_vocab_size, args.baseline_max_length, batch, cfg_train.seed)
+        train_pairs, config.tokenizer.target_vocab_size, args.baseline_max_length, batch, cfg_train.seed
+    )
     # The toolkit's sizes: embedding, encoder units per direction, decoder units, vocabulary.
     units, encoder_units, dim = config.model.decoder.units, config.model.encoder.units, config.model.embedding.dim
     base_model = BaselineTranslator(source_vocab, target_vocab, dim, encoder_units, units)
     base_model.compile(optimizer=keras.optimizers.Adam(cfg_train.learning_rate), loss=baseline_masked_loss)
-    baseline = time_training(base_model, dataset, args.warmup, args.steps, lambda b, s, t: baseline_forward_flops(
-        dim, encoder_units, units, target_vocab, b, s, t))
-    print(f"baseline: {baseline['tokens_per_s']:.0f} target tokens/s, {baseline['steps_per_s']:.2f} steps/s, "
-          f"{baseline['flops_per_s'] / 1e9:.1f} GFLOP/s, padding {baseline['pad_fraction']:.1%}, input pipeline "
-          f"{baseline['input_batches_per_s']:.0f} batches/s, warm-up {baseline['warmup_seconds']:.1f} s",
-          flush=True)
+    baseline = time_training(
+        base_model,
+        dataset,
+        args.warmup,
+        args.steps,
+        lambda b, s, t: baseline_forward_flops(dim, encoder_units, units, target_vocab, b, s, t),
+    )
+    print(
+        f"baseline: {baseline['tokens_per_s']:.0f} target tokens/s, {baseline['steps_per_s']:.2f} steps/s, "
+        f"{baseline['flops_per_s'] / 1e9:.1f} GFLOP/s, padding {baseline['pad_fraction']:.1%}, input pipeline "
+        f"{baseline['input_batches_per_s']:.0f} batches/s, warm-up {baseline['warmup_seconds']:.1f} s",
+        flush=True,
+    )
 
     ratio = toolkit["tokens_per_s"] / baseline["tokens_per_s"]
     result = {
@@ -357,26 +392,43 @@ def run(args) -> dict:
         "baseline_peak_fraction": round(baseline["flops_per_s"] / peak32, 4),
         "toolkit_gflops": round(toolkit["flops_per_s"] / 1e9, 2),
         "baseline_gflops": round(baseline["flops_per_s"] / 1e9, 2),
-        "peak_float32_gflops": round(peak32 / 1e9, 1), "peak_bfloat16_gflops": round(peak16 / 1e9, 1),
+        "peak_float32_gflops": round(peak32 / 1e9, 1),
+        "peak_bfloat16_gflops": round(peak16 / 1e9, 1),
         "toolkit_pad_fraction": round(toolkit["pad_fraction"], 3),
         "baseline_pad_fraction": round(baseline["pad_fraction"], 3),
-        "mixed_precision": cfg_train.mixed_precision, "jit_compile": cfg_train.jit_compile,
-        "batch_size": batch, "steps": args.steps, "warmup": args.warmup,
+        "mixed_precision": cfg_train.mixed_precision,
+        "jit_compile": cfg_train.jit_compile,
+        "batch_size": batch,
+        "steps": args.steps,
+        "warmup": args.warmup,
     }
-    print(f"ratio toolkit/baseline: {ratio:.2f}x; toolkit at {result['peak_fraction']:.1%} of the float32 "
-          f"matmul peak ({result['peak_fraction_vs_bf16_peak']:.1%} of the bfloat16 peak)", flush=True)
+    print(
+        f"ratio toolkit/baseline: {ratio:.2f}x; toolkit at {result['peak_fraction']:.1%} of the float32 "
+        f"matmul peak ({result['peak_fraction_vs_bf16_peak']:.1%} of the bfloat16 peak)",
+        flush=True,
+    )
     return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="translation config (default: Multi30k en→de)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, repeatable (e.g. train.jit_compile=true)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, repeatable (e.g. train.jit_compile=true)",
+    )
     parser.add_argument("--steps", type=int, default=200, help="timed steps per model (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed warm-up steps per model (default 20)")
-    parser.add_argument("--baseline-max-length", type=int, default=50,
-                        help="fixed padded length of every baseline batch, in words (default 50)")
+    parser.add_argument(
+        "--baseline-max-length",
+        type=int,
+        default=50,
+        help="fixed padded length of every baseline batch, in words (default 50)",
+    )
     parser.add_argument("--matmul-size", type=int, default=2048, help="side of the peak-rate matmul (default 2048)")
     parser.add_argument("--quick", action="store_true", help="30 timed steps after 8 warm-up steps (< 5 min)")
     args = parser.parse_args(argv)

@@ -44,8 +44,9 @@ def atomic_path(path: str, mode: int = 0o644) -> Iterator[str]:
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}{os.getpid()}-",
-                                   suffix=f"-{os.path.basename(path)}")
+    handle, tmp = tempfile.mkstemp(
+        dir=folder, prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=f"-{os.path.basename(path)}"
+    )
     os.close(handle)
     try:
         yield tmp

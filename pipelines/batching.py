@@ -51,15 +51,17 @@ def format_source(ragged_ids: tf.RaggedTensor, max_length: Optional[int] = None)
       int32 ``[batch, time]``, time = longest row + 1 (EOS), PAD_ID after each row's EOS.
     """
     if max_length is not None:
-        ragged_ids = ragged_ids[:, :max_length - 1]
+        ragged_ids = ragged_ids[:, : max_length - 1]
     return append_eos(ragged_ids).to_tensor(default_value=PAD_ID)
 
 
 def _fits(max_source_length: int, max_target_length: int) -> Callable:
     """Predicate on a formatted example: source (with EOS) and target (with BOS or EOS) within the max."""
+
     def fits(source, target_in, target_out):
         del target_in  # same length as target_out
         return (tf.size(source) <= max_source_length) & (tf.size(target_out) <= max_target_length)
+
     return fits
 
 
@@ -81,8 +83,10 @@ class LengthStats:
     def count(self) -> Tuple[int, int]:
         """Returns ``(kept, dropped)`` and stores them on the object."""
         fits = self.examples.map(_fits(self.max_source_length, self.max_target_length)).batch(_COUNT_BATCH)
-        kept_dropped = fits.reduce(tf.zeros([2], tf.int64), lambda total, batch: total + tf.stack([
-            tf.math.count_nonzero(batch), tf.math.count_nonzero(~batch)]))
+        kept_dropped = fits.reduce(
+            tf.zeros([2], tf.int64),
+            lambda total, batch: total + tf.stack([tf.math.count_nonzero(batch), tf.math.count_nonzero(~batch)]),
+        )
         self.kept, self.dropped = (int(value) for value in kept_dropped.numpy())
         return self.kept, self.dropped
 
@@ -93,8 +97,9 @@ class LengthStats:
         return f"kept {self.kept}, dropped {self.dropped} longer than max length"
 
 
-def tokenize_pairs(pairs_fn: Callable[[], Iterable[Tuple[str, str]]], source_tokenizer, target_tokenizer,
-                   cache: Optional[str] = None) -> tf.data.Dataset:
+def tokenize_pairs(
+    pairs_fn: Callable[[], Iterable[Tuple[str, str]]], source_tokenizer, target_tokenizer, cache: Optional[str] = None
+) -> tf.data.Dataset:
     """Tokenises a stream of pairs once and caches the formatted examples.
 
     Strings come from ``tf.data.Dataset.from_generator(pairs_fn)`` in batches of 1024 and are tokenised
@@ -111,12 +116,12 @@ def tokenize_pairs(pairs_fn: Callable[[], Iterable[Tuple[str, str]]], source_tok
       pieces + EOS, BOS + pieces, pieces + EOS (unfiltered, unshuffled, unpadded).
     """
     strings = tf.data.Dataset.from_generator(
-        pairs_fn, output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)))
+        pairs_fn, output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string))
+    )
 
     def tokenize(sources, targets):
         target_pieces = target_tokenizer.tokenize(targets)
-        return (append_eos(source_tokenizer.tokenize(sources)), prepend_bos(target_pieces),
-                append_eos(target_pieces))
+        return (append_eos(source_tokenizer.tokenize(sources)), prepend_bos(target_pieces), append_eos(target_pieces))
 
     # Unbatched ragged rows have a RaggedTensorSpec of ragged_rank 0 but are plain tensors: the
     # identity map re-types them as TensorSpec, which padded_batch requires.
@@ -125,18 +130,26 @@ def tokenize_pairs(pairs_fn: Callable[[], Iterable[Tuple[str, str]]], source_tok
     return examples.cache(cache or "")
 
 
-def default_bucket_boundaries(max_source_length: int, max_target_length: int,
-                              width: int = _BUCKET_WIDTH) -> list:
+def default_bucket_boundaries(max_source_length: int, max_target_length: int, width: int = _BUCKET_WIDTH) -> list:
     """Bucket upper bounds every ``width`` (default 4) tokens up to the larger max length:
-    ``[width+1, 2*width+1, ...]`` for ``bucket_by_sequence_length`` (bounds are exclusive)."""
+    ``[width+1, 2*width+1, ...]`` for ``bucket_by_sequence_length`` (bounds are exclusive).
+    """
     return list(range(width + 1, max(max_source_length, max_target_length) + 1, width))
 
 
-def make_translation_dataset(pairs_fn: Callable[[], Iterable[Tuple[str, str]]], source_tokenizer,
-                             target_tokenizer, batch_size: int, max_source_length: int,
-                             max_target_length: int, training: bool, shuffle_buffer: int = 10000,
-                             seed: int = 0, bucket_boundaries: Optional[Sequence[int]] = None,
-                             cache: Optional[str] = None) -> Tuple[tf.data.Dataset, LengthStats]:
+def make_translation_dataset(
+    pairs_fn: Callable[[], Iterable[Tuple[str, str]]],
+    source_tokenizer,
+    target_tokenizer,
+    batch_size: int,
+    max_source_length: int,
+    max_target_length: int,
+    training: bool,
+    shuffle_buffer: int = 10000,
+    seed: int = 0,
+    bucket_boundaries: Optional[Sequence[int]] = None,
+    cache: Optional[str] = None,
+) -> Tuple[tf.data.Dataset, LengthStats]:
     """Builds the translation ``tf.data`` pipeline.
 
     Steps: :func:`tokenize_pairs` (tokenise once, EOS/BOS, cache); drop examples whose source
@@ -167,17 +180,23 @@ def make_translation_dataset(pairs_fn: Callable[[], Iterable[Tuple[str, str]]], 
       ValueError: non-positive batch size or max lengths below 2.
     """
     if batch_size < 1 or min(max_source_length, max_target_length) < 2:
-        raise ValueError(f"Need batch_size >= 1 and max lengths >= 2, got {batch_size}, "
-                         f"{max_source_length}, {max_target_length}")
+        raise ValueError(
+            f"Need batch_size >= 1 and max lengths >= 2, got {batch_size}, {max_source_length}, {max_target_length}"
+        )
     examples = tokenize_pairs(pairs_fn, source_tokenizer, target_tokenizer, cache)
     dataset = examples.filter(_fits(max_source_length, max_target_length))
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    boundaries = (default_bucket_boundaries(max_source_length, max_target_length)
-                  if bucket_boundaries is None else list(bucket_boundaries))
+    boundaries = (
+        default_bucket_boundaries(max_source_length, max_target_length)
+        if bucket_boundaries is None
+        else list(bucket_boundaries)
+    )
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda source, target_in, target_out: tf.maximum(tf.size(source), tf.size(target_in)),
-        bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padding_values=(PAD_ID, PAD_ID, PAD_ID))
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padding_values=(PAD_ID, PAD_ID, PAD_ID),
+    )
     dataset = dataset.map(lambda source, target_in, target_out: ((source, target_in), target_out))
     return dataset.prefetch(tf.data.AUTOTUNE), LengthStats(examples, max_source_length, max_target_length)

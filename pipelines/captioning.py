@@ -69,7 +69,10 @@ class CaptionSet(dict):
             shown = "; ".join(f"{p}: {r}" for p, r in self.problems[:10])
             logger.warning(
                 "%s: %d captions name %d images missing on disk (dropped): %s%s",
-                source, self.counts["captions_of_missing_images"], self.counts["missing_images"], shown,
+                source,
+                self.counts["captions_of_missing_images"],
+                self.counts["missing_images"],
+                shown,
                 " ..." if len(self.problems) > 10 else "",
             )
         if self.counts["images_without_captions"]:
@@ -78,8 +81,9 @@ class CaptionSet(dict):
         return self
 
 
-def _collect(pairs: Iterable[tuple[str, str]], source: str, listed: Iterable[str] | None = None,
-             limit: int | None = None) -> CaptionSet:
+def _collect(
+    pairs: Iterable[tuple[str, str]], source: str, listed: Iterable[str] | None = None, limit: int | None = None
+) -> CaptionSet:
     """Group (image_path, caption) pairs by image; drop (report, count) images missing on disk.
 
     ``listed``: image paths that should be present (split file, annotation list); those with no
@@ -110,8 +114,13 @@ def _collect(pairs: Iterable[tuple[str, str]], source: str, listed: Iterable[str
     return result._finish(source)
 
 
-def read_flickr8k(token_file: str, image_dir: str, split_file: str | None = None, limit: int | None = None,
-                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> CaptionSet:
+def read_flickr8k(
+    token_file: str,
+    image_dir: str,
+    split_file: str | None = None,
+    limit: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> CaptionSet:
     """Read Flickr8k captions (``Flickr8k.token.txt`` format) grouped by image.
 
     Each non-blank line is ``<image name>#<n><TAB><caption>``. Captions naming an image missing
@@ -149,9 +158,7 @@ def read_flickr8k(token_file: str, image_dir: str, split_file: str | None = None
         name, hash_sign, index = name_part.rpartition("#")
         caption = caption.strip()
         if not tab or not hash_sign or not name or not index.strip().isdigit() or not caption:
-            raise ValueError(
-                f"{token_file}:{number}: expected '<image>#<n><TAB><caption>', got {line[:80]!r}"
-            )
+            raise ValueError(f"{token_file}:{number}: expected '<image>#<n><TAB><caption>', got {line[:80]!r}")
         if wanted_set is not None and name not in wanted_set:
             continue
         pairs.append((os.path.join(image_dir, name), caption))
@@ -257,12 +264,19 @@ def tfds_example_to_item(example: dict) -> tuple[str, bytes, list[str]]:
     name = example["image/filename"]
     name = name.decode("utf-8") if isinstance(name, bytes) else str(name)
     texts = example["captions"]["text"]
-    captions = [t.decode("utf-8").strip() if isinstance(t, bytes) else str(t).strip() for t in np.asarray(texts).tolist()]
+    captions = [
+        t.decode("utf-8").strip() if isinstance(t, bytes) else str(t).strip() for t in np.asarray(texts).tolist()
+    ]
     return os.path.basename(name), bytes(example["image"]), [c for c in captions if c]
 
 
-def read_tfds_coco_captions(split: str, data_dir: str | None = None, image_dir: str | None = None,
-                            name: str | None = None, download: bool = False) -> CaptionSet:
+def read_tfds_coco_captions(
+    split: str,
+    data_dir: str | None = None,
+    image_dir: str | None = None,
+    name: str | None = None,
+    download: bool = False,
+) -> CaptionSet:
     """Read TFDS ``coco_captions`` (COCO 2014, Karpathy splits ``train``/``val``/``test``/``restval``).
 
     ``name`` is the TFDS dataset name (default ``coco_captions``; another dataset with the same features
@@ -279,11 +293,14 @@ def read_tfds_coco_captions(split: str, data_dir: str | None = None, image_dir: 
 
     if image_dir is None:
         root = data_dir or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
-        image_dir = os.path.join(root, "coco_captions_images", split.replace("/", "_").replace("[", "_").replace("]", "_").replace(":", "_"))
+        image_dir = os.path.join(
+            root, "coco_captions_images", split.replace("/", "_").replace("[", "_").replace("]", "_").replace(":", "_")
+        )
     os.makedirs(image_dir, exist_ok=True)
     name = name or "coco_captions"
-    dataset = tfds.load(name, split=split, data_dir=data_dir, download=download,
-                        decoders={"image": tfds.decode.SkipDecoding()})
+    dataset = tfds.load(
+        name, split=split, data_dir=data_dir, download=download, decoders={"image": tfds.decode.SkipDecoding()}
+    )
     pairs = []
     for example in tfds.as_numpy(dataset):
         name, data, captions = tfds_example_to_item(example)
@@ -356,8 +373,9 @@ def split_by_image(images: dict, seed: int = 0, validation_fraction: float = 0.1
     for path, captions in images.items():
         split_of[path][path] = captions
     for part in (train, validation, test):
-        part.counts.update(images=len(part), captions=sum(len(v) for v in part.values()),
-                           duplicate_images=duplicates[id(part)])
+        part.counts.update(
+            images=len(part), captions=sum(len(v) for v in part.values()), duplicate_images=duplicates[id(part)]
+        )
     return train, validation, test
 
 
@@ -370,6 +388,7 @@ def preprocess_caption(captions: tf.Tensor) -> tf.Tensor:
 
     Args:
       captions: ``tf.string`` of any shape (scalar or ``[batch]``).
+
     Returns:
       ``tf.string`` of the same shape.
     """
@@ -391,7 +410,7 @@ def caption_texts(items: dict, preprocess: bool = True) -> list[str]:
 def _tokenize_all(tokenizer, texts: list[str], chunk: int = 8192) -> tf.RaggedTensor:
     parts = []
     for start in range(0, len(texts), chunk):
-        ids = tokenizer.tokenize(tf.constant(texts[start:start + chunk]))
+        ids = tokenizer.tokenize(tf.constant(texts[start : start + chunk]))
         if not isinstance(ids, tf.RaggedTensor):
             raise TypeError("tokenizer.tokenize must return a tf.RaggedTensor of ids [batch, (pieces)]")
         parts.append(tf.cast(ids, tf.int32))
@@ -473,11 +492,19 @@ def make_captioning_dataset(
         for caption in items[path]:
             pair_paths.append(path)
             texts.append(caption)
-    counts = {"images": len(paths), "skipped_images": len(skipped), "captions": len(texts),
-              "dropped_too_long": 0, "dropped_empty": 0, "examples": 0}
+    counts = {
+        "images": len(paths),
+        "skipped_images": len(skipped),
+        "captions": len(texts),
+        "dropped_too_long": 0,
+        "dropped_empty": 0,
+        "examples": 0,
+    }
     if texts:
         tensor = tf.constant(texts)
-        ids = _tokenize_all(tokenizer, [t.decode("utf-8") for t in preprocess_caption(tensor).numpy().tolist()] if preprocess else texts)
+        ids = _tokenize_all(
+            tokenizer, [t.decode("utf-8") for t in preprocess_caption(tensor).numpy().tolist()] if preprocess else texts
+        )
         lengths = ids.row_lengths().numpy()
         keep = (lengths > 0) & (lengths <= max_caption_length)
         counts["dropped_too_long"] = int(np.sum(lengths > max_caption_length))
@@ -487,8 +514,12 @@ def make_captioning_dataset(
         pair_paths = [pair_paths[i] for i in keep_index]
     counts["examples"] = len(pair_paths)
     if counts["dropped_too_long"] or counts["dropped_empty"]:
-        logger.info("dropped %d captions longer than %d pieces and %d empty captions",
-                    counts["dropped_too_long"], max_caption_length, counts["dropped_empty"])
+        logger.info(
+            "dropped %d captions longer than %d pieces and %d empty captions",
+            counts["dropped_too_long"],
+            max_caption_length,
+            counts["dropped_empty"],
+        )
     if stats is not None:
         stats.update(counts)
     if not pair_paths:
@@ -513,8 +544,11 @@ def make_captioning_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices((tf.constant(sources), ids))
     if training:
-        dataset = dataset.shuffle(min(shuffle_buffer, len(sources)) if shuffle_buffer else len(sources),
-                                  seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(
+            min(shuffle_buffer, len(sources)) if shuffle_buffer else len(sources),
+            seed=seed,
+            reshuffle_each_iteration=True,
+        )
 
     def to_example(source, pieces):
         pieces = tf.cast(pieces, tf.int32)

@@ -20,8 +20,13 @@ from pipelines.errors import DataError
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB; config key data.max_line_bytes
 
-_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
 
 
 def file_kind(mode: int) -> str:
@@ -33,7 +38,8 @@ def file_kind(mode: int) -> str:
 
 def regular_file_problem(path) -> str | None:
     """None when ``path`` is a regular file (symlinks followed), else ``"missing file"`` or e.g.
-    ``"not a regular file (FIFO (named pipe))"``; for lists of files (images) that are skipped, not fatal."""
+    ``"not a regular file (FIFO (named pipe))"``; for lists of files (images) that are skipped, not fatal.
+    """
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -61,8 +67,9 @@ def open_regular(path) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise DataError(f"{os.fspath(path)}: is a {file_kind(mode)}, not a regular file; "
-                            "data paths must name files")
+            raise DataError(
+                f"{os.fspath(path)}: is a {file_kind(mode)}, not a regular file; data paths must name files"
+            )
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -102,8 +109,10 @@ def bounded_lines(file: BinaryIO, path, max_line_bytes: int = DEFAULT_MAX_LINE_B
             return
         number += 1
         if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-            raise DataError(f"{os.fspath(path)}:{number}: line longer than {max_line_bytes} bytes "
-                            "(data.max_line_bytes); is this a text file with one example per line?")
+            raise DataError(
+                f"{os.fspath(path)}:{number}: line longer than {max_line_bytes} bytes "
+                "(data.max_line_bytes); is this a text file with one example per line?"
+            )
         yield number, raw
 
 
@@ -123,5 +132,6 @@ def text_lines(path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[T
         try:
             yield number, raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise DataError(f"{os.fspath(path)}:{number}: not valid UTF-8 "
-                            f"({error.reason} at byte {error.start})") from error
+            raise DataError(
+                f"{os.fspath(path)}:{number}: not valid UTF-8 ({error.reason} at byte {error.start})"
+            ) from error

@@ -144,7 +144,9 @@ class FeatureCache:
         if not todo:
             return entries
         if feature_fn is None:
-            raise ValueError(f"{len(todo)} images have no cached features under {self.key_dir} and no feature_fn was given")
+            raise ValueError(
+                f"{len(todo)} images have no cached features under {self.key_dir} and no feature_fn was given"
+            )
         if image_size is None:
             image_size = getattr(feature_fn, "image_size", None)
         if image_size is None:
@@ -155,12 +157,18 @@ class FeatureCache:
         todo_entries = list(todo)
         images = (
             tf.data.Dataset.from_tensor_slices([todo[e] for e in todo_entries])
-            .map(lambda p: decode_image(tf.io.read_file(p), size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .map(
+                lambda p: decode_image(tf.io.read_file(p), size),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE)
         )
         position = 0
-        with tqdm(total=len(todo_entries), desc="image features", unit="img", disable=not progress or not sys.stderr.isatty()) as bar:
+        with tqdm(
+            total=len(todo_entries), desc="image features", unit="img", disable=not progress or not sys.stderr.isatty()
+        ) as bar:
             for batch in images:
                 features = feature_fn(batch)
                 features = features.numpy() if hasattr(features, "numpy") else np.asarray(features)

@@ -58,8 +58,9 @@ def _module_name(name: str) -> str:
 
 
 def _write_config(directory, name, config: dict):
-    write_atomically(os.path.join(directory, f"{name}.json"),
-                  json.dumps(config, ensure_ascii=False, indent=1).encode("utf-8"))
+    write_atomically(
+        os.path.join(directory, f"{name}.json"), json.dumps(config, ensure_ascii=False, indent=1).encode("utf-8")
+    )
 
 
 def _strip_special(ids) -> tf.RaggedTensor:
@@ -80,7 +81,8 @@ def _chunks(items: Iterable, size: int = _CHUNK_SIZE) -> Iterator[list]:
 
 class _ObservedStream:
     """Iterates `items`, counting them and keeping the exception that ended them (SentencePiece's C++ trainer
-    turns an exception raised by its sentence iterator into an opaque RuntimeError)."""
+    turns an exception raised by its sentence iterator into an opaque RuntimeError).
+    """
 
     def __init__(self, items: Iterable[str]):
         self._items = iter(items)
@@ -131,8 +133,9 @@ class SentencePieceTokenizer(tf.Module):
         # The kernel resource is shared by op name when a SavedModel is loaded: without a name unique to the
         # model, a source and a target tokenizer exported together would both load the same model.
         resource_name = f"sentencepiece_{hashlib.sha256(self.model_proto).hexdigest()[:16]}"
-        self._sentencepiece = tf_text.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32,
-                                                             name=resource_name)
+        self._sentencepiece = tf_text.SentencepieceTokenizer(
+            model=self.model_proto, out_type=tf.int32, name=resource_name
+        )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, texts):
@@ -173,8 +176,8 @@ class WordTokenizer(tf.Module):
         super().__init__(name=_module_name(name))
         self.basename = name
         pieces = list(pieces)
-        if tuple(pieces[:len(SPECIAL_PIECES)]) != SPECIAL_PIECES:
-            raise ValueError(f"The first pieces must be {SPECIAL_PIECES}, got {pieces[:len(SPECIAL_PIECES)]}")
+        if tuple(pieces[: len(SPECIAL_PIECES)]) != SPECIAL_PIECES:
+            raise ValueError(f"The first pieces must be {SPECIAL_PIECES}, got {pieces[: len(SPECIAL_PIECES)]}")
         if len(set(pieces)) != len(pieces):
             raise ValueError("Word vocabulary has repeated pieces")
         self.pieces = tuple(pieces)
@@ -183,7 +186,8 @@ class WordTokenizer(tf.Module):
         self._pieces = tf.constant(pieces, dtype=tf.string)
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(self._pieces, tf.range(self.vocab_size, dtype=tf.int32)),
-            default_value=UNK_ID)
+            default_value=UNK_ID,
+        )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, texts):
@@ -193,22 +197,26 @@ class WordTokenizer(tf.Module):
 
     def detokenize(self, ids):
         """int32 [batch, time] (dense or ragged) -> tf.string [batch] (pieces joined by spaces);
-        stops at EOS, drops PAD/BOS/EOS."""
+        stops at EOS, drops PAD/BOS/EOS.
+        """
         return tf.strings.reduce_join(self.id_to_piece(_strip_special(ids)), axis=-1, separator=" ")
 
     def id_to_piece(self, ids):
         """int32 ids of any shape (dense or ragged) -> tf.string pieces; out-of-range ids -> ``<unk>``."""
+
         def lookup(flat_ids):
             valid = (flat_ids >= 0) & (flat_ids < self.vocab_size)
             return tf.gather(self._pieces, tf.where(valid, flat_ids, UNK_ID))
+
         if isinstance(ids, tf.RaggedTensor):
             return tf.ragged.map_flat_values(lookup, ids)
         return lookup(tf.convert_to_tensor(ids, dtype=tf.int32))
 
     def save(self, directory):
         """Writes ``<directory>/<basename>.json`` (options and pieces) atomically."""
-        _write_config(directory, self.basename,
-                      {"type": WORD, "lowercase": self.lowercase, "pieces": list(self.pieces)})
+        _write_config(
+            directory, self.basename, {"type": WORD, "lowercase": self.lowercase, "pieces": list(self.pieces)}
+        )
 
 
 def split_words(texts, lowercase: bool):
@@ -227,18 +235,29 @@ def split_words(texts, lowercase: bool):
 
 def _raise_vocab_size_error(error: RuntimeError, vocab_size: int, name: str):
     """Re-raises SentencePiece's vocabulary-size failures as a ValueError naming both sizes."""
-    for pattern, problem, bound in ((_VOCAB_TOO_HIGH, "too large", "maximum"),
-                                    (_VOCAB_TOO_LOW, "too small", "minimum")):
+    for pattern, problem, bound in (
+        (_VOCAB_TOO_HIGH, "too large", "maximum"),
+        (_VOCAB_TOO_LOW, "too small", "minimum"),
+    ):
         match = pattern.search(str(error))
         if match:
-            raise ValueError(f"vocab_size={vocab_size} is {problem} for the training data of {name!r} "
-                             f"(with these options): the {bound} possible size is {match.group(1)}") from error
+            raise ValueError(
+                f"vocab_size={vocab_size} is {problem} for the training data of {name!r} "
+                f"(with these options): the {bound} possible size is {match.group(1)}"
+            ) from error
 
 
-def train_sentencepiece(sentences: Iterable[str], directory, name: str, vocab_size: int,
-                        model_type: str = "unigram", byte_fallback: bool = True,
-                        character_coverage: float = 1.0, lowercase: bool = False,
-                        input_sentence_size: int = 1_000_000) -> SentencePieceTokenizer:
+def train_sentencepiece(
+    sentences: Iterable[str],
+    directory,
+    name: str,
+    vocab_size: int,
+    model_type: str = "unigram",
+    byte_fallback: bool = True,
+    character_coverage: float = 1.0,
+    lowercase: bool = False,
+    input_sentence_size: int = 1_000_000,
+) -> SentencePieceTokenizer:
     """Trains a SentencePiece model (Kudo & Richardson 2018; unigram LM: Kudo 2018, BPE: Sennrich et
     al. 2016) on a stream of sentences and saves it with :meth:`SentencePieceTokenizer.save`.
 
@@ -274,13 +293,26 @@ def train_sentencepiece(sentences: Iterable[str], directory, name: str, vocab_si
     stream = _ObservedStream(_normalized_sentences(sentences, lowercase))
     try:
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=stream, model_writer=model,
-            vocab_size=vocab_size, model_type=model_type, byte_fallback=byte_fallback,
-            character_coverage=character_coverage, input_sentence_size=input_sentence_size,
-            shuffle_input_sentence=True, normalization_rule_name="identity",
-            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-            pad_piece=PAD_PIECE, unk_piece=UNK_PIECE, bos_piece=BOS_PIECE, eos_piece=EOS_PIECE,
-            num_threads=os.cpu_count() or 1, minloglevel=2)
+            sentence_iterator=stream,
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            byte_fallback=byte_fallback,
+            character_coverage=character_coverage,
+            input_sentence_size=input_sentence_size,
+            shuffle_input_sentence=True,
+            normalization_rule_name="identity",
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            pad_piece=PAD_PIECE,
+            unk_piece=UNK_PIECE,
+            bos_piece=BOS_PIECE,
+            eos_piece=EOS_PIECE,
+            num_threads=os.cpu_count() or 1,
+            minloglevel=2,
+        )
     except RuntimeError as error:
         if stream.error is not None:  # SentencePiece wraps the reader's own error (e.g. a DataError): re-raise it
             raise stream.error from None
@@ -293,8 +325,9 @@ def train_sentencepiece(sentences: Iterable[str], directory, name: str, vocab_si
     return tokenizer
 
 
-def train_word_vocabulary(sentences: Iterable[str], directory, name: str, max_size: int,
-                          min_count: int = 1, lowercase: bool = True) -> WordTokenizer:
+def train_word_vocabulary(
+    sentences: Iterable[str], directory, name: str, max_size: int, min_count: int = 1, lowercase: bool = True
+) -> WordTokenizer:
     """Builds a word vocabulary from a stream of sentences and saves it with :meth:`WordTokenizer.save`.
 
     Words come from :func:`split_words` (the tokenizer's own in-graph splitting, run in chunks).
@@ -316,15 +349,16 @@ def train_word_vocabulary(sentences: Iterable[str], directory, name: str, max_si
       ValueError: if ``max_size`` <= 4 or ``min_count`` < 1.
     """
     if max_size <= len(SPECIAL_PIECES) or min_count < 1:
-        raise ValueError(f"Need max_size > {len(SPECIAL_PIECES)} and min_count >= 1, "
-                         f"got max_size={max_size}, min_count={min_count}")
+        raise ValueError(
+            f"Need max_size > {len(SPECIAL_PIECES)} and min_count >= 1, got max_size={max_size}, min_count={min_count}"
+        )
     counts = Counter()
     for chunk in _chunks(sentences):
         counts.update(split_words(tf.constant(chunk, dtype=tf.string), lowercase).flat_values.numpy())
     for special in SPECIAL_PIECES:
         counts.pop(special.encode("utf-8"), None)
     frequent = sorted((item for item in counts.items() if item[1] >= min_count), key=lambda item: (-item[1], item[0]))
-    words = [word.decode("utf-8") for word, _ in frequent[:max_size - len(SPECIAL_PIECES)]]
+    words = [word.decode("utf-8") for word, _ in frequent[: max_size - len(SPECIAL_PIECES)]]
     tokenizer = WordTokenizer(list(SPECIAL_PIECES) + words, lowercase=lowercase, name=name)
     tokenizer.save(directory)
     return tokenizer

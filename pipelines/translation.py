@@ -44,8 +44,9 @@ class PairStats:
 
     def summary(self) -> str:
         """One log line, e.g. ``read 10, kept 8, dropped 1 empty, 1 bad lines``."""
-        return (f"read {self.read}, kept {self.kept}, dropped {self.dropped_empty} empty, "
-                f"{self.dropped_bad_line} bad lines")
+        return (
+            f"read {self.read}, kept {self.kept}, dropped {self.dropped_empty} empty, {self.dropped_bad_line} bad lines"
+        )
 
 
 def _decode_line(path, number: int, raw: bytes) -> str:
@@ -74,8 +75,14 @@ def _parse_anki_line(path, number: int, raw: bytes) -> Pair:
     return columns[0], columns[1]
 
 
-def read_anki(path, reverse: bool = False, limit: Optional[int] = None, skip_bad_lines: bool = False,
-              stats: Optional[PairStats] = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Pair]:
+def read_anki(
+    path,
+    reverse: bool = False,
+    limit: Optional[int] = None,
+    skip_bad_lines: bool = False,
+    stats: Optional[PairStats] = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Pair]:
     """Streams (source, target) pairs from a Tatoeba/Anki file (manythings.org/anki format).
 
     Each line is ``english<TAB>other`` or ``english<TAB>other<TAB>attribution``. UTF-8; a BOM and
@@ -116,8 +123,14 @@ def _anki_pairs(path, skip_bad_lines: bool, stats: PairStats, max_line_bytes: in
             stats.dropped_bad_line += 1
 
 
-def read_parallel(source_file, target_file, limit: Optional[int] = None, skip_bad_lines: bool = False,
-                  stats: Optional[PairStats] = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Pair]:
+def read_parallel(
+    source_file,
+    target_file,
+    limit: Optional[int] = None,
+    skip_bad_lines: bool = False,
+    stats: Optional[PairStats] = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Pair]:
     """Streams (source, target) pairs from two line-aligned files (line i translates line i).
 
     UTF-8, BOM and CRLF handled, ``.gz`` decompressed. The line counts are compared while streaming:
@@ -140,15 +153,16 @@ def read_parallel(source_file, target_file, limit: Optional[int] = None, skip_ba
         is not a regular file (FIFO, device, directory) or a line is longer than ``max_line_bytes``.
     """
     stats = stats if stats is not None else PairStats()
-    yield from itertools.islice(_aligned_pairs(source_file, target_file, skip_bad_lines, stats, max_line_bytes),
-                                limit)
+    yield from itertools.islice(_aligned_pairs(source_file, target_file, skip_bad_lines, stats, max_line_bytes), limit)
 
 
-def _aligned_pairs(source_file, target_file, skip_bad_lines: bool, stats: PairStats,
-                   max_line_bytes: int) -> Iterator[Pair]:
+def _aligned_pairs(
+    source_file, target_file, skip_bad_lines: bool, stats: PairStats, max_line_bytes: int
+) -> Iterator[Pair]:
     counts = [0, 0]
-    for source, target in itertools.zip_longest(numbered_lines(source_file, max_line_bytes),
-                                                numbered_lines(target_file, max_line_bytes)):
+    for source, target in itertools.zip_longest(
+        numbered_lines(source_file, max_line_bytes), numbered_lines(target_file, max_line_bytes)
+    ):
         counts[0] += source is not None
         counts[1] += target is not None
         if source is not None and target is not None:  # else one file has ended: only count the other
@@ -161,12 +175,15 @@ def _aligned_pairs(source_file, target_file, skip_bad_lines: bool, stats: PairSt
                 continue
             yield pair
     if counts[0] != counts[1]:
-        raise DataError(f"Parallel files have different line counts: {source_file} has {counts[0]} lines, "
-                        f"{target_file} has {counts[1]} lines")
+        raise DataError(
+            f"Parallel files have different line counts: {source_file} has {counts[0]} lines, "
+            f"{target_file} has {counts[1]} lines"
+        )
 
 
-def translation_keys(supervised_keys, features, source_key: Optional[str] = None,
-                     target_key: Optional[str] = None) -> Tuple[str, str]:
+def translation_keys(
+    supervised_keys, features, source_key: Optional[str] = None, target_key: Optional[str] = None
+) -> Tuple[str, str]:
     """Chooses the (source, target) feature keys of a TFDS translation dataset.
 
     Args:
@@ -184,14 +201,22 @@ def translation_keys(supervised_keys, features, source_key: Optional[str] = None
     keys = (source_key or default_source, target_key or default_target)
     features = set(features)
     if None in keys or not set(keys) <= features:
-        raise ValueError(f"Cannot use source/target keys {keys}: features are {sorted(features)}, "
-                         f"supervised_keys {supervised_keys}; pass source_key= and target_key=")
+        raise ValueError(
+            f"Cannot use source/target keys {keys}: features are {sorted(features)}, "
+            f"supervised_keys {supervised_keys}; pass source_key= and target_key="
+        )
     return keys
 
 
-def read_tfds(name: str, split: str, data_dir=None, limit: Optional[int] = None,
-              source_key: Optional[str] = None, target_key: Optional[str] = None,
-              download: bool = False) -> Iterator[Pair]:
+def read_tfds(
+    name: str,
+    split: str,
+    data_dir=None,
+    limit: Optional[int] = None,
+    source_key: Optional[str] = None,
+    target_key: Optional[str] = None,
+    download: bool = False,
+) -> Iterator[Pair]:
     """Streams (source, target) pairs from any TensorFlow Datasets translation dataset.
 
     Args:
@@ -214,8 +239,9 @@ def read_tfds(name: str, split: str, data_dir=None, limit: Optional[int] = None,
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
         builder.download_and_prepare()
-    source_key, target_key = translation_keys(builder.info.supervised_keys, builder.info.features.keys(),
-                                              source_key, target_key)
+    source_key, target_key = translation_keys(
+        builder.info.supervised_keys, builder.info.features.keys(), source_key, target_key
+    )
     dataset = builder.as_dataset(split=split, shuffle_files=False)
     for example in itertools.islice(tfds.as_numpy(dataset), limit):
         yield example[source_key].decode("utf-8"), example[target_key].decode("utf-8")
@@ -277,11 +303,18 @@ def download_multi30k(cache_dir=None, languages: Tuple[str, str] = ("en", "de"))
     Raises:
       Exception: network errors from ``keras.utils.get_file``.
     """
-    return {split: {language: _keras_get_file(
-                fname=f"{file}.{language}.gz", origin=_MULTI30K_URL.format(file=file, language=language),
-                cache_dir=cache_dir, cache_subdir=os.path.join("datasets", "multi30k"))
-                    for language in languages}
-            for split, file in _MULTI30K_FILES.items()}
+    return {
+        split: {
+            language: _keras_get_file(
+                fname=f"{file}.{language}.gz",
+                origin=_MULTI30K_URL.format(file=file, language=language),
+                cache_dir=cache_dir,
+                cache_subdir=os.path.join("datasets", "multi30k"),
+            )
+            for language in languages
+        }
+        for split, file in _MULTI30K_FILES.items()
+    }
 
 
 def clean_pairs(pairs: Iterable[Pair], stats: PairStats) -> Iterator[Pair]:
@@ -306,8 +339,10 @@ def clean_pairs(pairs: Iterable[Pair], stats: PairStats) -> Iterator[Pair]:
 
 def _check_fractions(validation_fraction: float, test_fraction: float):
     if not (0 <= validation_fraction < 1 and 0 <= test_fraction < 1 and validation_fraction + test_fraction < 1):
-        raise ValueError("Need 0 <= validation_fraction, test_fraction and validation_fraction + test_fraction < 1, "
-                         f"got {validation_fraction}, {test_fraction}")
+        raise ValueError(
+            "Need 0 <= validation_fraction, test_fraction and validation_fraction + test_fraction < 1, "
+            f"got {validation_fraction}, {test_fraction}"
+        )
 
 
 def split_of(source: str, seed: int, validation_fraction: float, test_fraction: float) -> str:
@@ -333,14 +368,15 @@ def split_of(source: str, seed: int, validation_fraction: float, test_fraction: 
     _check_fractions(validation_fraction, test_fraction)
     key = " ".join(unicodedata.normalize("NFKC", source).split())
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=str(int(seed)).encode("ascii")).digest()
-    position = int.from_bytes(digest, "big") / 2 ** 64
+    position = int.from_bytes(digest, "big") / 2**64
     if position < test_fraction:
         return "test"
     return "validation" if position < test_fraction + validation_fraction else "train"
 
 
-def split_pairs(pairs: Iterable[Pair], split: str, seed: int, validation_fraction: float,
-                test_fraction: float) -> Iterator[Pair]:
+def split_pairs(
+    pairs: Iterable[Pair], split: str, seed: int, validation_fraction: float, test_fraction: float
+) -> Iterator[Pair]:
     """Streams the pairs of ``pairs`` whose :func:`split_of` (by source) is ``split``.
 
     Args:

@@ -28,8 +28,22 @@ from seq2seq.training import losses as _losses  # noqa: E402,F401
 from seq2seq.training import optimizers as _optimizers  # noqa: E402,F401
 
 __all__ = [
-    "CaptioningModule", "Config", "ConfigError", "Loaded", "Seq2Seq", "TranslationModule", "build_model",
-    "config_from_dict", "corpus_bleu", "evaluate", "export", "load", "load_config", "load_saved_model", "predict",
+    "CaptioningModule",
+    "Config",
+    "ConfigError",
+    "Loaded",
+    "Seq2Seq",
+    "TranslationModule",
+    "build_model",
+    "config_from_dict",
+    "corpus_bleu",
+    "evaluate",
+    "export",
+    "load",
+    "load_config",
+    "load_saved_model",
+    "predict",
     "sentence_bleu",
-    "serving_module", "train",
+    "serving_module",
+    "train",
 ]

@@ -26,9 +26,11 @@ def _model_arrays(path: str) -> dict:
     """{dataset path: shape} of the model weights in a Keras .weights.h5 file (optimizer state left out)."""
     shapes = {}
     with h5py.File(path, "r") as f:
+
         def visit(name, item):
             if isinstance(item, h5py.Dataset) and not name.startswith(_OPTIMIZER_GROUP + "/"):
                 shapes[name] = tuple(item.shape)
+
         f.visititems(visit)
     return shapes
 
@@ -92,16 +94,20 @@ def select_checkpoints(model_dir: str, last: int | None = None, best: int | None
     count = last if last is not None else best
     checkpoints = list_checkpoints(model_dir)
     if count < 1 or count > len(checkpoints):
-        raise ValueError(f"{model_dir}: asked to average {count} checkpoints; {len(checkpoints)} kept "
-                         f"({', '.join(os.path.basename(p) for _, p in checkpoints) or 'none'}); "
-                         f"raise train.keep_checkpoints to keep more")
+        raise ValueError(
+            f"{model_dir}: asked to average {count} checkpoints; {len(checkpoints)} kept "
+            f"({', '.join(os.path.basename(p) for _, p in checkpoints) or 'none'}); "
+            f"raise train.keep_checkpoints to keep more"
+        )
     if last is not None:
         return [path for _, path in checkpoints[-last:]]
     losses = _validation_loss_by_step(model_dir, md.read_config(model_dir))
     missing = [os.path.basename(p) for step, p in checkpoints if step not in losses]
     if missing:
-        raise ValueError(f"{model_dir}: no validation loss in train_log.csv at the step of {', '.join(missing)} "
-                         f"(checkpoints must fall on train.eval_every boundaries for --best); use --last")
+        raise ValueError(
+            f"{model_dir}: no validation loss in train_log.csv at the step of {', '.join(missing)} "
+            f"(checkpoints must fall on train.eval_every boundaries for --best); use --last"
+        )
     ranked = sorted(checkpoints, key=lambda item: losses[item[0]])[:best]
     return [path for _, path in sorted(ranked)]
 
@@ -148,8 +154,9 @@ def average_checkpoints(model_dir: str, output_dir: str, last: int | None = None
     """
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
-        raise FileExistsError(f"refusing to write the averaged model into {output_dir!r}: it exists and is not "
-                              f"empty; choose a new folder")
+        raise FileExistsError(
+            f"refusing to write the averaged model into {output_dir!r}: it exists and is not empty; choose a new folder"
+        )
     paths = select_checkpoints(model_dir, last=last, best=best)
     check_same_architecture(paths)
     model = load(model_dir).model  # the serving model: weights only (checkpoints also hold Adam state, unused)
@@ -165,8 +172,10 @@ def average_checkpoints(model_dir: str, output_dir: str, last: int | None = None
         shutil.copyfile(os.path.join(model_dir, md.CONFIG_FILE), os.path.join(tmp, md.CONFIG_FILE))
         shutil.copytree(tok_dir, os.path.join(tmp, md.TOKENIZER_DIR))
         atomic_save_weights(model, os.path.join(tmp, BEST_WEIGHTS))
-        md.write_json(os.path.join(tmp, "averaged_from.json"),
-                      {"model_dir": os.path.abspath(model_dir), "checkpoints": [os.path.basename(p) for p in paths]})
+        md.write_json(
+            os.path.join(tmp, "averaged_from.json"),
+            {"model_dir": os.path.abspath(model_dir), "checkpoints": [os.path.basename(p) for p in paths]},
+        )
         if os.path.isdir(output_dir):
             os.rmdir(output_dir)  # empty (checked above)
         os.replace(tmp, output_dir)

@@ -18,16 +18,17 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from seq2seq.server.cli import add_serve_parser, cmd_serve  # noqa: E402  (after TF_CPP_MIN_LOG_LEVEL)
-
 from seq2seq.argtypes import non_negative_float, positive_int  # noqa: E402
+from seq2seq.server.cli import add_serve_parser, cmd_serve  # noqa: E402  (after TF_CPP_MIN_LOG_LEVEL)
 
 log = logging.getLogger("seq2seq")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seq2seq", description="Train, evaluate, use and export "
-                                     "encoder-decoder models for translation and image captioning.")
+    parser = argparse.ArgumentParser(
+        prog="seq2seq",
+        description="Train, evaluate, use and export encoder-decoder models for translation and image captioning.",
+    )
     parser.add_argument("--quiet", action="store_true", help="only warnings and results")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,8 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train (or resume) a model, then evaluate it on the test split")
     p.add_argument("config", help="YAML config, e.g. configs/translation/spa_en_demo.yaml")
     p.add_argument("--model-dir", required=True, help="output folder; running again resumes training")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.max_steps=100 (repeatable)",
+    )
 
     def decode_options(p):
         p.add_argument("--beam-size", type=positive_int, help="beam size (1 = greedy-equivalent beam)")
@@ -44,19 +51,31 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--length-penalty", type=non_negative_float, help="GNMT length penalty alpha (0 = none)")
 
     p = sub.add_parser("evaluate", help="BLEU on a split; prints the metrics as JSON")
-    p.add_argument("--model-dir", required=True, action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
+    p.add_argument(
+        "--model-dir",
+        required=True,
+        action="append",
+        help="a trained model directory; repeat it to decode with the ensemble of several",
+    )
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--source", help="score a test set the config does not name: source sentences, one per line")
     p.add_argument("--references", nargs="+", metavar="FILE", help="reference files for --source, one stream each")
     p.add_argument("--hypotheses", metavar="FILE", help="also write the outputs there, one per line")
     p.add_argument("--per-sentence", action="store_true", help="add sentence BLEU and chrF of every output")
-    p.add_argument("--wmt-language", metavar="LANG",
-                   help="also BLEU in the WMT multimodal convention (lowercase, Moses normalise + tokenise) for LANG")
+    p.add_argument(
+        "--wmt-language",
+        metavar="LANG",
+        help="also BLEU in the WMT multimodal convention (lowercase, Moses normalise + tokenise) for LANG",
+    )
     decode_options(p)
 
     p = sub.add_parser("translate", help="translate TEXT arguments, or stdin lines")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model-dir", action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
+    src.add_argument(
+        "--model-dir",
+        action="append",
+        help="a trained model directory; repeat it to decode with the ensemble of several",
+    )
     src.add_argument("--saved-model", help="an export written by `seq2seq export`")
     p.add_argument("text", nargs="*")
     p.add_argument("--n-best", type=positive_int, help="print the n best translations with scores (model dir only)")
@@ -72,7 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     decode_options(p)
 
     p = sub.add_parser("export", help="write a SavedModel (strings or image bytes in, strings out)")
-    p.add_argument("--model-dir", required=True, action="append", help="a trained model directory; repeat it to decode with the ensemble of several")
+    p.add_argument(
+        "--model-dir",
+        required=True,
+        action="append",
+        help="a trained model directory; repeat it to decode with the ensemble of several",
+    )
     p.add_argument("--output", help="export folder (default: MODEL_DIR/export)")
     decode_options(p)
 
@@ -104,8 +128,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _decode_overrides(args) -> dict:
-    return {"beam_size": getattr(args, "beam_size", None), "strategy": getattr(args, "strategy", None),
-            "length_penalty": getattr(args, "length_penalty", None)}
+    return {
+        "beam_size": getattr(args, "beam_size", None),
+        "strategy": getattr(args, "strategy", None),
+        "length_penalty": getattr(args, "length_penalty", None),
+    }
 
 
 def cmd_train(args) -> int:
@@ -131,10 +158,18 @@ def cmd_evaluate(args) -> int:
     if args.references and not args.source:
         raise ValueError("--references needs --source (the source sentences of that test set)")
     loaded = runner.load_ensemble(args.model_dir)
-    metrics = runner.evaluate(args.model_dir[0], args.split, loaded=loaded, save=False, source_file=args.source,
-                              reference_files=args.references, hypotheses_file=args.hypotheses,
-                              per_sentence=args.per_sentence, wmt_language=args.wmt_language,
-                              **_decode_overrides(args))
+    metrics = runner.evaluate(
+        args.model_dir[0],
+        args.split,
+        loaded=loaded,
+        save=False,
+        source_file=args.source,
+        reference_files=args.references,
+        hypotheses_file=args.hypotheses,
+        per_sentence=args.per_sentence,
+        wmt_language=args.wmt_language,
+        **_decode_overrides(args),
+    )
     print(json.dumps(metrics, indent=2, ensure_ascii=False), flush=True)  # printed first: a failed save loses nothing
     if len(args.model_dir) > 1:
         metrics["ensemble"] = [os.path.abspath(d) for d in args.model_dir]
@@ -175,9 +210,15 @@ def cmd_translate(args) -> int:
 
     texts, status = _input_lines(args.text)
     model_dir = args.model_dir[0] if args.model_dir and len(args.model_dir) == 1 else args.model_dir
-    for _, line in runner.predict_items("translation", texts, model_dir=model_dir,
-                                        saved_model=args.saved_model, n_best=args.n_best,
-                                        attention_plot=args.attention_plot, **_decode_overrides(args)):
+    for _, line in runner.predict_items(
+        "translation",
+        texts,
+        model_dir=model_dir,
+        saved_model=args.saved_model,
+        n_best=args.n_best,
+        attention_plot=args.attention_plot,
+        **_decode_overrides(args),
+    ):
         print(line)
     return status
 
@@ -186,9 +227,14 @@ def cmd_caption(args) -> int:
     _check_decode_options(args)
     from seq2seq import runner
 
-    for path, caption in runner.predict_items("captioning", args.images, model_dir=args.model_dir,
-                                              saved_model=args.saved_model, attention_plot=args.attention_plot,
-                                              **_decode_overrides(args)):
+    for path, caption in runner.predict_items(
+        "captioning",
+        args.images,
+        model_dir=args.model_dir,
+        saved_model=args.saved_model,
+        attention_plot=args.attention_plot,
+        **_decode_overrides(args),
+    ):
         print(f"{path}\t{caption}")
     return 0
 
@@ -233,16 +279,20 @@ def cmd_score(args) -> int:
     from seq2seq import runner
 
     pairs = _score_pairs_input(args)
-    results = runner.score_pairs(pairs, model_dir=args.model_dir, saved_model=args.saved_model,
-                                 batch_size=args.batch_size)
+    results = runner.score_pairs(
+        pairs, model_dir=args.model_dir, saved_model=args.saved_model, batch_size=args.batch_size
+    )
     if args.format == "tsv":
         print("\t".join(runner.SCORE_FIELDS))
     for result in results:
         if args.format == "json":
             print(json.dumps(result))
         else:
-            print("\t".join(f"{result[name]:.6f}" if name != "tokens" else str(result[name])
-                            for name in runner.SCORE_FIELDS))
+            print(
+                "\t".join(
+                    f"{result[name]:.6f}" if name != "tokens" else str(result[name]) for name in runner.SCORE_FIELDS
+                )
+            )
     return 0
 
 
@@ -261,15 +311,27 @@ def cmd_embeddings(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate, "caption": cmd_caption,
-            "export": cmd_export, "score": cmd_score, "average": cmd_average, "embeddings": cmd_embeddings, "serve": cmd_serve}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "translate": cmd_translate,
+    "caption": cmd_caption,
+    "export": cmd_export,
+    "score": cmd_score,
+    "average": cmd_average,
+    "embeddings": cmd_embeddings,
+    "serve": cmd_serve,
+}
 
 
 def main(argv=None) -> int:
     """Entry point of the `seq2seq` console command; returns the process exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     from pipelines.errors import DataError
     from seq2seq.errors import ConfigError, ModelDirError, NonFiniteLossError
     from seq2seq.os_errors import describe_os_error

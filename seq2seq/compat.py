@@ -58,7 +58,8 @@ def hooks() -> dict[str, bool]:
         "symbolic_build": hasattr(keras.Model, "_maybe_symbolic_build") and hasattr(keras.Model, "_symbolic_build"),
         "multi_worker_mode": hasattr(tf.distribute.StrategyExtended, "_in_multi_worker_mode"),
         "keras_home": _keras_home is not None,
-        "weights_in_memory": _saving_lib is not None and hasattr(_saving_lib, "H5IOStore")
+        "weights_in_memory": _saving_lib is not None
+        and hasattr(_saving_lib, "H5IOStore")
         and hasattr(_saving_lib, "_save_state"),
     }
 
@@ -69,8 +70,11 @@ _warned: set[str] = set()
 def _missing(name: str) -> None:
     if name not in _warned:
         _warned.add(name)
-        log.warning("Keras %s lacks the %r hook (see seq2seq/compat.py): the stock Keras path runs instead",
-                    keras.__version__, name)
+        log.warning(
+            "Keras %s lacks the %r hook (see seq2seq/compat.py): the stock Keras path runs instead",
+            keras.__version__,
+            name,
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -162,8 +166,13 @@ class LocalBatchBuildHook:
         else:
             return None
         local = tf.nest.map_structure(
-            lambda value: strategy.experimental_local_results(value)[0]
-            if isinstance(value, tf.distribute.DistributedValues) else value, first)
+            lambda value: (
+                strategy.experimental_local_results(value)[0]
+                if isinstance(value, tf.distribute.DistributedValues)
+                else value
+            ),
+            first,
+        )
         with strategy.scope():
             self._symbolic_build(data_batch=local)
         return None
@@ -216,8 +225,7 @@ def weights_h5_bytes(model: keras.Model) -> bytes:
     buffer = io.BytesIO()
     store = _saving_lib.H5IOStore(buffer, mode="w")
     try:
-        _saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
-                                visited_saveables=set())
+        _saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
     finally:
         store.close()
     return buffer.getvalue()

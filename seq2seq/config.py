@@ -289,8 +289,9 @@ def _data_section(values: dict, task: str) -> type:
         for other in registry_for("task"):
             other_cls = registry_for("task").get(other).data_config
             if other != task and name in {f.name for f in dataclasses.fields(other_cls)}:
-                raise ConfigError(f"data.{name} is a {other} key; a {task} config's data keys are: "
-                                  f"{', '.join(sorted(names))}")
+                raise ConfigError(
+                    f"data.{name} is a {other} key; a {task} config's data keys are: {', '.join(sorted(names))}"
+                )
     return cls
 
 
@@ -375,49 +376,82 @@ def validate(config: Config) -> Config:
     """
     d, t, m, tr, dc = config.data, config.tokenizer, config.model, config.train, config.decode
     for key, value in [
-        ("data.max_target_length", d.max_target_length), ("data.max_line_bytes", d.max_line_bytes),
-        ("tokenizer.source_vocab_size", t.source_vocab_size), ("tokenizer.target_vocab_size", t.target_vocab_size),
-        ("model.embedding.dim", m.embedding.dim), ("model.encoder.units", m.encoder.units),
-        ("model.encoder.layers", m.encoder.layers), ("model.decoder.units", m.decoder.units),
-        ("model.decoder.layers", m.decoder.layers), ("train.batch_size", tr.batch_size),
-        ("train.max_steps", tr.max_steps), ("train.eval_every", tr.eval_every),
-        ("train.checkpoint_every", tr.checkpoint_every), ("train.keep_checkpoints", tr.keep_checkpoints),
+        ("data.max_target_length", d.max_target_length),
+        ("data.max_line_bytes", d.max_line_bytes),
+        ("tokenizer.source_vocab_size", t.source_vocab_size),
+        ("tokenizer.target_vocab_size", t.target_vocab_size),
+        ("model.embedding.dim", m.embedding.dim),
+        ("model.encoder.units", m.encoder.units),
+        ("model.encoder.layers", m.encoder.layers),
+        ("model.decoder.units", m.decoder.units),
+        ("model.decoder.layers", m.decoder.layers),
+        ("train.batch_size", tr.batch_size),
+        ("train.max_steps", tr.max_steps),
+        ("train.eval_every", tr.eval_every),
+        ("train.checkpoint_every", tr.checkpoint_every),
+        ("train.keep_checkpoints", tr.keep_checkpoints),
         ("decode.beam_size", dc.beam_size),
-        ("decode.n_best", dc.n_best), ("decode.max_length", dc.max_length), ("decode.batch_size", dc.batch_size),
+        ("decode.n_best", dc.n_best),
+        ("decode.max_length", dc.max_length),
+        ("decode.batch_size", dc.batch_size),
     ]:
         _check(value >= 1, key, f"got {value}; must be a positive integer (>= 1)")
     _check(d.limit is None or d.limit >= 1, "data.limit", f"got {d.limit}; must be >= 1 or null (no limit)")
     for key, value in [("data.validation_fraction", d.validation_fraction), ("data.test_fraction", d.test_fraction)]:
         _check(0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
-    _check(d.validation_fraction + d.test_fraction < 1.0, "data.test_fraction",
-           "validation_fraction + test_fraction must leave some training data (< 1)")
-    _check(t.source_vocab_size >= 8 and t.target_vocab_size >= 8, "tokenizer.source_vocab_size",
-           "vocabulary sizes must be at least 8 (4 special tokens + pieces)")
+    _check(
+        d.validation_fraction + d.test_fraction < 1.0,
+        "data.test_fraction",
+        "validation_fraction + test_fraction must leave some training data (< 1)",
+    )
+    _check(
+        t.source_vocab_size >= 8 and t.target_vocab_size >= 8,
+        "tokenizer.source_vocab_size",
+        "vocabulary sizes must be at least 8 (4 special tokens + pieces)",
+    )
     _check(0.0 < t.character_coverage <= 1.0, "tokenizer.character_coverage", "must be in (0, 1]")
-    _check(not m.embedding.share or t.shared, "model.embedding.share",
-           "needs one vocabulary for both sides: set tokenizer.shared: true")
-    for key, value in [("model.encoder.dropout", m.encoder.dropout), ("model.decoder.dropout", m.decoder.dropout),
-                       ("model.encoder.output_dropout", m.encoder.output_dropout),
-                       ("model.embedding.dropout", m.embedding.dropout),
-                       ("model.decoder.output_dropout", m.decoder.output_dropout),
-                       ("train.label_smoothing", tr.label_smoothing)]:
+    _check(
+        not m.embedding.share or t.shared,
+        "model.embedding.share",
+        "needs one vocabulary for both sides: set tokenizer.shared: true",
+    )
+    for key, value in [
+        ("model.encoder.dropout", m.encoder.dropout),
+        ("model.decoder.dropout", m.decoder.dropout),
+        ("model.encoder.output_dropout", m.encoder.output_dropout),
+        ("model.embedding.dropout", m.embedding.dropout),
+        ("model.decoder.output_dropout", m.decoder.output_dropout),
+        ("train.label_smoothing", tr.label_smoothing),
+    ]:
         _check(value is None or 0.0 <= value < 1.0, key, f"got {value}; must be in [0, 1)")
-    _check(not m.decoder.layer_norm or m.decoder.attention != "none", "model.decoder.layer_norm",
-           "normalises the attentional layer, so it needs model.decoder.attention 'bahdanau' or 'luong'")
+    _check(
+        not m.decoder.layer_norm or m.decoder.attention != "none",
+        "model.decoder.layer_norm",
+        "normalises the attentional layer, so it needs model.decoder.attention 'bahdanau' or 'luong'",
+    )
     if m.decoder.type == "conditional":  # cGRU (Sennrich et al., 2017): two GRU transitions around attention
         _check(m.decoder.cell == "gru", "model.decoder.cell", f"got {m.decoder.cell!r}; type 'conditional' needs 'gru'")
         _check(m.decoder.layers == 1, "model.decoder.layers", f"got {m.decoder.layers}; type 'conditional' needs 1")
-        _check(m.decoder.attention != "none", "model.decoder.attention",
-               "type 'conditional' needs 'bahdanau' or 'luong' (its second GRU reads the attention context)")
-        _check(not m.decoder.input_feeding, "model.decoder.input_feeding",
-               "type 'conditional' already feeds the context to its second GRU; set input_feeding: false")
+        _check(
+            m.decoder.attention != "none",
+            "model.decoder.attention",
+            "type 'conditional' needs 'bahdanau' or 'luong' (its second GRU reads the attention context)",
+        )
+        _check(
+            not m.decoder.input_feeding,
+            "model.decoder.input_feeding",
+            "type 'conditional' already feeds the context to its second GRU; set input_feeding: false",
+        )
     _check(tr.learning_rate > 0, "train.learning_rate", f"got {tr.learning_rate}; must be > 0")
     _check(tr.max_minutes is None or tr.max_minutes > 0, "train.max_minutes", "must be > 0 or null")
     _check(tr.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
     _check(tr.clipnorm is None or tr.clipnorm > 0, "train.clipnorm", "must be > 0 or null")
     _check(tr.tbptt_steps is None or tr.tbptt_steps >= 1, "train.tbptt_steps", "must be >= 1 or null")
-    _check(tr.early_stopping_patience is None or tr.early_stopping_patience >= 1,
-           "train.early_stopping_patience", "must be >= 1 or null")
+    _check(
+        tr.early_stopping_patience is None or tr.early_stopping_patience >= 1,
+        "train.early_stopping_patience",
+        "must be >= 1 or null",
+    )
     _check(tr.doubly_stochastic >= 0, "train.doubly_stochastic", "must be >= 0")
     _check(dc.n_best <= dc.beam_size, "decode.n_best", f"got {dc.n_best}; must be <= decode.beam_size ({dc.beam_size})")
     _check(dc.length_penalty >= 0, "decode.length_penalty", "must be >= 0 (0 = no penalty)")
@@ -425,10 +459,16 @@ def validate(config: Config) -> Config:
     _check(dc.top_k >= 0, "decode.top_k", "must be >= 0 (0 = whole vocabulary)")
     _check(dc.max_length_ratio is None or dc.max_length_ratio > 0, "decode.max_length_ratio", "must be > 0 or null")
     trainable = m.encoder.trainable
-    _check(isinstance(trainable, bool) or (isinstance(trainable, int) and trainable >= 0),
-           "model.encoder.trainable", f"got {trainable!r}; allowed values: false, true, or N (top N layers)")
-    _check(m.bridge != "copy" or (m.encoder.type == "recurrent"), "model.bridge",
-           "'copy' needs a recurrent encoder; use 'dense' or 'zero' for images")
+    _check(
+        isinstance(trainable, bool) or (isinstance(trainable, int) and trainable >= 0),
+        "model.encoder.trainable",
+        f"got {trainable!r}; allowed values: false, true, or N (top N layers)",
+    )
+    _check(
+        m.bridge != "copy" or (m.encoder.type == "recurrent"),
+        "model.bridge",
+        "'copy' needs a recurrent encoder; use 'dense' or 'zero' for images",
+    )
     for key in registered_keys():
         registry_for(key).check(_value_at(config, key), key)
     _task_kind(config.task).validate_config(config)

@@ -76,8 +76,12 @@ def option_rows(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
         if cls is Config and f.name == "data":
             tasks = registry_for("task")
             for field, field_hints, names in _data_fields():
-                defaults = {name: _default(next(x for x in dataclasses.fields(tasks.get(name).data_config)
-                                                  if x.name == field.name)) for name in names}
+                defaults = {
+                    name: _default(
+                        next(x for x in dataclasses.fields(tasks.get(name).data_config) if x.name == field.name)
+                    )
+                    for name in names
+                }
                 if len(set(map(repr, defaults.values()))) == 1 and len(names) == len(tasks.names()):
                     default = describe_default(next(iter(defaults.values())))
                 else:

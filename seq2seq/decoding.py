@@ -188,8 +188,9 @@ def _check_positive_int(name, value):
 # --------------------------------------------------------------------------------------------
 
 
-def _sequential_decode(step_fn, initial_state, constants, batch_size, max_length, select_fn,
-                       bos_id, eos_id, return_attention) -> DecodeResult:
+def _sequential_decode(
+    step_fn, initial_state, constants, batch_size, max_length, select_fn, bos_id, eos_id, return_attention
+) -> DecodeResult:
     """Decodes one token per step for every sentence; ``select_fn(logits, t) -> int32 [batch]``."""
     max_lengths = _per_sentence_max_length(max_length, batch_size)
     loop_bound = _loop_bound(max_lengths)
@@ -263,9 +264,16 @@ def _make_sampling_select(temperature, top_k, seed):
     return select
 
 
-def greedy_decode(step_fn: StepFn, initial_state, constants, batch_size, max_length,
-                  bos_id: int = BOS_ID, eos_id: int = EOS_ID,
-                  return_attention: bool = False) -> DecodeResult:
+def greedy_decode(
+    step_fn: StepFn,
+    initial_state,
+    constants,
+    batch_size,
+    max_length,
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+    return_attention: bool = False,
+) -> DecodeResult:
     """Greedy (arg-max) decoding.
 
     Args:
@@ -280,13 +288,24 @@ def greedy_decode(step_fn: StepFn, initial_state, constants, batch_size, max_len
     Returns:
       :class:`DecodeResult`. Ties are broken towards the lowest id.
     """
-    return _sequential_decode(step_fn, initial_state, constants, batch_size, max_length,
-                              _greedy_select, bos_id, eos_id, return_attention)
+    return _sequential_decode(
+        step_fn, initial_state, constants, batch_size, max_length, _greedy_select, bos_id, eos_id, return_attention
+    )
 
 
-def sample_decode(step_fn: StepFn, initial_state, constants, batch_size, max_length,
-                  bos_id: int = BOS_ID, eos_id: int = EOS_ID, return_attention: bool = False,
-                  temperature=1.0, top_k=0, seed: Optional[int] = None) -> DecodeResult:
+def sample_decode(
+    step_fn: StepFn,
+    initial_state,
+    constants,
+    batch_size,
+    max_length,
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+    return_attention: bool = False,
+    temperature=1.0,
+    top_k=0,
+    seed: Optional[int] = None,
+) -> DecodeResult:
     """Ancestral sampling with temperature and top-k truncation (Fan et al. 2018).
 
     Arguments as :func:`greedy_decode`, plus:
@@ -309,8 +328,9 @@ def sample_decode(step_fn: StepFn, initial_state, constants, batch_size, max_len
     if isinstance(top_k, int) and top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
     select = _make_sampling_select(temperature, top_k, seed)
-    return _sequential_decode(step_fn, initial_state, constants, batch_size, max_length,
-                              select, bos_id, eos_id, return_attention)
+    return _sequential_decode(
+        step_fn, initial_state, constants, batch_size, max_length, select, bos_id, eos_id, return_attention
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,8 +418,7 @@ def _backtrack(tokens, parents, attention, finished, num_steps):
         ids_ta = ids_ta.write(s, tf.where(inside, token, PAD_ID))
         if attention is not None:
             step_attention = tf.gather(attention[s], parent, batch_dims=1)
-            attention_ta = attention_ta.write(
-                s, tf.where(inside[:, :, None], step_attention, 0.0))
+            attention_ta = attention_ta.write(s, tf.where(inside[:, :, None], step_attention, 0.0))
         return s - 1, tf.where(inside, parent, pointer), ids_ta, attention_ta
 
     loop_vars = (
@@ -423,9 +442,19 @@ def _stack_or_empty(tensor_array, element_shape, dtype):
     return tf.cond(tensor_array.size() > 0, tensor_array.stack, lambda: empty)
 
 
-def beam_search_decode(step_fn: StepFn, initial_state, constants, batch_size, beam_size: int,
-                       max_length, length_penalty=0.0, n_best: int = 1, bos_id: int = BOS_ID,
-                       eos_id: int = EOS_ID, return_attention: bool = False) -> BeamResult:
+def beam_search_decode(
+    step_fn: StepFn,
+    initial_state,
+    constants,
+    batch_size,
+    beam_size: int,
+    max_length,
+    length_penalty=0.0,
+    n_best: int = 1,
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+    return_attention: bool = False,
+) -> BeamResult:
     """Batched beam search (Graves 2012; Sutskever et al. 2014) with GNMT length penalty.
 
     ``initial_state`` and ``constants`` are tiled to ``batch * beam_size`` once; only ``state``
@@ -478,19 +507,18 @@ def beam_search_decode(step_fn: StepFn, initial_state, constants, batch_size, be
         done = rest[-1]
         return tf.logical_and(t < loop_bound, tf.logical_not(tf.reduce_all(done)))
 
-    def body(t, ids, state, beam_log_probs, beam_finished, beam_lengths, finished,
-             tokens_ta, parents_ta, attention_ta, done):
+    def body(
+        t, ids, state, beam_log_probs, beam_finished, beam_lengths, finished, tokens_ta, parents_ta, attention_ta, done
+    ):
         logits, state, attention = _call_step(step_fn, ids, state, constants)
         vocab = tf.shape(logits)[-1]
         log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch_size, beam_size, vocab])
-        raw, ranking = _expand_candidates(log_probs, beam_log_probs, beam_finished, beam_lengths,
-                                          t, length_penalty)
+        raw, ranking = _expand_candidates(log_probs, beam_log_probs, beam_finished, beam_lengths, t, length_penalty)
         _, best = tf.math.top_k(tf.reshape(ranking, [batch_size, -1]), k=beam_size)
         parent, token = best // vocab, best % vocab
         new_log_probs = tf.gather(tf.reshape(raw, [batch_size, -1]), best, batch_dims=1)
         parent_finished = tf.gather(beam_finished, parent, batch_dims=1)
-        new_lengths = tf.where(parent_finished, tf.gather(beam_lengths, parent, batch_dims=1),
-                               t + 1)
+        new_lengths = tf.where(parent_finished, tf.gather(beam_lengths, parent, batch_dims=1), t + 1)
         valid = new_log_probs > _NEG_INF
         at_limit = (t + 1 >= max_lengths)[:, None]
         ends_now = valid & tf.logical_not(parent_finished) & (tf.equal(token, eos_id) | at_limit)
@@ -508,13 +536,23 @@ def beam_search_decode(step_fn: StepFn, initial_state, constants, batch_size, be
         tokens_ta = tokens_ta.write(t, token)
         parents_ta = parents_ta.write(t, parent)
         if return_attention:
-            attention_ta = attention_ta.write(
-                t, tf.reshape(attention, [batch_size, beam_size, -1]))
+            attention_ta = attention_ta.write(t, tf.reshape(attention, [batch_size, beam_size, -1]))
         flat_parent = tf.reshape(parent + sentence_offsets, [-1])
         state = _gather_beams(state, flat_parent)
         ids = tf.reshape(tf.where(new_finished, PAD_ID, token), [-1])
-        return (t + 1, ids, state, new_log_probs, new_finished, new_lengths, finished,
-                tokens_ta, parents_ta, attention_ta, done)
+        return (
+            t + 1,
+            ids,
+            state,
+            new_log_probs,
+            new_finished,
+            new_lengths,
+            finished,
+            tokens_ta,
+            parents_ta,
+            attention_ta,
+            done,
+        )
 
     def new_ta(dtype, element_shape):
         return tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=element_shape)
@@ -541,8 +579,13 @@ def beam_search_decode(step_fn: StepFn, initial_state, constants, batch_size, be
     if return_attention:
         attention = _stack_or_empty(attention_ta, [batch_size, beam_size, 0], tf.float32)
     ids, attention = _backtrack(tokens, parents, attention, finished, num_steps)
-    return BeamResult(ids=ids, lengths=finished["length"], scores=finished["score"],
-                      log_probs=finished["log_prob"], attention=attention)
+    return BeamResult(
+        ids=ids,
+        lengths=finished["length"],
+        scores=finished["score"],
+        log_probs=finished["log_prob"],
+        attention=attention,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -554,14 +597,16 @@ DECODE_STRATEGIES = Registry("decoding strategy", "decode.strategy")
 def _single(result: DecodeResult) -> BeamResult:
     """A one-hypothesis result with the n-best axis of `BeamResult` (n = 1)."""
     attention = None if result.attention is None else result.attention[:, None]
-    return BeamResult(result.ids[:, None], result.lengths[:, None], result.scores[:, None], result.scores[:, None],
-                      attention)
+    return BeamResult(
+        result.ids[:, None], result.lengths[:, None], result.scores[:, None], result.scores[:, None], attention
+    )
 
 
 @DECODE_STRATEGIES.register("beam")
 def _beam(decode, **common) -> BeamResult:
-    return beam_search_decode(beam_size=decode.beam_size, length_penalty=decode.length_penalty,
-                              n_best=decode.n_best, **common)
+    return beam_search_decode(
+        beam_size=decode.beam_size, length_penalty=decode.length_penalty, n_best=decode.n_best, **common
+    )
 
 
 @DECODE_STRATEGIES.register("greedy")
@@ -600,11 +645,21 @@ def decode_batch(model, source, source_lengths, decode, return_attention=False) 
     if source_lengths is None or decode.max_length_ratio is None:
         max_length = tf.fill([batch_size], tf.constant(decode.max_length, tf.int32))
     else:
-        max_length = max_output_length(source_lengths, decode.max_length, decode.max_length_ratio,
-                                       decode.max_length_offset)
+        max_length = max_output_length(
+            source_lengths, decode.max_length, decode.max_length_ratio, decode.max_length_offset
+        )
     step_fn = suppress_tokens(model.step, [UNK_ID]) if decode.block_unk else model.step
-    return strategy(decode, step_fn=step_fn, initial_state=state, constants=constants, batch_size=batch_size,
-                    max_length=max_length, bos_id=BOS_ID, eos_id=EOS_ID, return_attention=return_attention)
+    return strategy(
+        decode,
+        step_fn=step_fn,
+        initial_state=state,
+        constants=constants,
+        batch_size=batch_size,
+        max_length=max_length,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        return_attention=return_attention,
+    )
 
 
 def decode_settings(decode, **overrides):

@@ -36,15 +36,17 @@ def load_embedding(model_dir: str, side: str):
 
 def _find(word: str, pieces: Sequence[str]) -> str | None:
     """The piece for `word`: SentencePiece's word-initial form '▁word' first (the whole word, not the
-    suffix piece of the same spelling), else `word` itself (word vocabularies, or a piece given as is)."""
+    suffix piece of the same spelling), else `word` itself (word vocabularies, or a piece given as is).
+    """
     for candidate in (SENTENCEPIECE_SPACE + word, word):
         if candidate in pieces:
             return candidate
     return None
 
 
-def inspect_embeddings(model_dir: str, side: str = "target", words: Sequence[str] = (), k: int = 10,
-                       projector_dir: str | None = None) -> Iterator[str]:
+def inspect_embeddings(
+    model_dir: str, side: str = "target", words: Sequence[str] = (), k: int = 10, projector_dir: str | None = None
+) -> Iterator[str]:
     """Printable lines: the `k` nearest pieces (cosine similarity) of each word, then the projector files.
 
     Args:

@@ -49,12 +49,24 @@ METRICS_FILE = "metrics.json"
 DATA_FINGERPRINT_FILE = "data_fingerprint.json"
 
 # Sections whose change makes existing checkpoints or tokenizers meaningless.
-_FROZEN_KEYS = ("task", "model", "tokenizer", "data.format", "data.path", "data.reverse", "data.source_file",
-                "data.target_file", "data.lowercase", "data.seed", "data.validation_fraction", "data.test_fraction",
-                "data.tfds_name", "data.captions_file", "data.train_split_file",
-                "data.limit")  # limit: the tokenizers and splits were made from the limited data
-
-
+_FROZEN_KEYS = (
+    "task",
+    "model",
+    "tokenizer",
+    "data.format",
+    "data.path",
+    "data.reverse",
+    "data.source_file",
+    "data.target_file",
+    "data.lowercase",
+    "data.seed",
+    "data.validation_fraction",
+    "data.test_fraction",
+    "data.tfds_name",
+    "data.captions_file",
+    "data.train_split_file",
+    "data.limit",
+)  # limit: the tokenizers and splits were made from the limited data
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:
@@ -80,11 +92,15 @@ def read_config(model_dir: str) -> Config:
     """
     path = os.path.join(model_dir, CONFIG_FILE)
     if not os.path.isdir(model_dir):
-        raise ModelDirError(f"model directory {model_dir!r} does not exist; train one with "
-                            f"`seq2seq train CONFIG --model-dir {model_dir}`")
+        raise ModelDirError(
+            f"model directory {model_dir!r} does not exist; train one with "
+            f"`seq2seq train CONFIG --model-dir {model_dir}`"
+        )
     if not os.path.isfile(path):
-        raise ModelDirError(f"{model_dir!r} is not a seq2seq model directory (no {CONFIG_FILE}); train one with "
-                            f"`seq2seq train CONFIG --model-dir {model_dir}`")
+        raise ModelDirError(
+            f"{model_dir!r} is not a seq2seq model directory (no {CONFIG_FILE}); train one with "
+            f"`seq2seq train CONFIG --model-dir {model_dir}`"
+        )
     with open(path, encoding="utf-8") as f:
         try:
             return config_from_dict(yaml.safe_load(f))
@@ -95,8 +111,9 @@ def read_config(model_dir: str) -> Config:
 def _has_trained_weights(model_dir: str) -> bool:
     """True when `model_dir` holds a checkpoint or best weights (files a config change would invalidate)."""
     checkpoints = os.path.join(model_dir, CHECKPOINT_DIR)
-    return (os.path.isfile(os.path.join(model_dir, BEST_WEIGHTS))
-            or (os.path.isdir(checkpoints) and any(n.startswith("ckpt-") for n in os.listdir(checkpoints))))
+    return os.path.isfile(os.path.join(model_dir, BEST_WEIGHTS)) or (
+        os.path.isdir(checkpoints) and any(n.startswith("ckpt-") for n in os.listdir(checkpoints))
+    )
 
 
 def prepare(model_dir: str, config: Config) -> bool:
@@ -121,18 +138,24 @@ def prepare(model_dir: str, config: Config) -> bool:
         if changed and not _has_trained_weights(model_dir):
             # A run that failed or was stopped before its first checkpoint (e.g. an impossible vocabulary
             # size): nothing depends on the saved config, so start afresh instead of refusing.
-            log.warning("%s holds no trained weights: starting afresh with the new config (changed: %s)",
-                        model_dir, ", ".join(changed))
+            log.warning(
+                "%s holds no trained weights: starting afresh with the new config (changed: %s)",
+                model_dir,
+                ", ".join(changed),
+            )
             shutil.rmtree(os.path.join(model_dir, TOKENIZER_DIR), ignore_errors=True)
             resuming = False
         elif changed:
             details = "; ".join(f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in changed)
             raise ModelDirError(
                 f"cannot resume in {model_dir!r}: the config changed incompatibly ({details}). "
-                f"Use a new --model-dir, or restore these values.")
+                f"Use a new --model-dir, or restore these values."
+            )
     elif os.path.isdir(model_dir) and set(os.listdir(model_dir)) - {LOCK_NAME}:
-        raise ModelDirError(f"{model_dir!r} is not empty and holds no {CONFIG_FILE}: refusing to train into an "
-                            f"unrelated folder; choose a new or empty --model-dir")
+        raise ModelDirError(
+            f"{model_dir!r} is not empty and holds no {CONFIG_FILE}: refusing to train into an "
+            f"unrelated folder; choose a new or empty --model-dir"
+        )
     os.makedirs(model_dir, exist_ok=True)
     save_config(config, path)
     return resuming
@@ -213,5 +236,8 @@ def changed_data_files(model_dir: str) -> list[str]:
         return []
     with open(path, encoding="utf-8") as handle:
         recorded = json.load(handle)
-    return [name for name, fingerprint in recorded.items()
-            if not os.path.isfile(name) or _file_fingerprint(name) != fingerprint]
+    return [
+        name
+        for name, fingerprint in recorded.items()
+        if not os.path.isfile(name) or _file_fingerprint(name) != fingerprint
+    ]

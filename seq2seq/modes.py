@@ -44,15 +44,17 @@ def forecaster(features=1, cell="gru", units=32, num_layers=1, dropout=0.0) -> k
 
     Returns:
       an uncompiled functional `keras.Model`: float32 [batch, T, features] -> float32 [batch, T, features]
-      (train with mean squared error on `shift_series` pairs; with `seq2seq.training.tbptt.window_loop` for long series).
+      (train with mean squared error on `shift_series` pairs; with `seq2seq.training.tbptt.window_loop` for long
+      series).
     """
     inputs = keras.Input((None, features), name="series")
     outputs, _ = StackedRNN(cell, units, num_layers=num_layers, dropout=dropout, name="rnn")(inputs)
     return keras.Model(inputs, keras.layers.Dense(features, name="next_value")(outputs), name="forecaster")
 
 
-def sequence_classifier(vocab_size, num_outputs, embedding_dim=64, cell="gru", units=64, num_layers=1,
-                        bidirectional=True, dropout=0.0) -> keras.Model:
+def sequence_classifier(
+    vocab_size, num_outputs, embedding_dim=64, cell="gru", units=64, num_layers=1, bidirectional=True, dropout=0.0
+) -> keras.Model:
     """Sequence-to-vector: encode token ids, read the final states, map them to `num_outputs` values.
 
     The padded positions (id 0) are masked, so a sentence's output does not depend on its padding.
@@ -66,8 +68,16 @@ def sequence_classifier(vocab_size, num_outputs, embedding_dim=64, cell="gru", u
       an uncompiled functional `keras.Model`: int32 [batch, T] -> float32 [batch, num_outputs].
     """
     ids = keras.Input((None,), dtype="int32", name="ids")
-    encoder = RecurrentEncoder(vocab_size, embedding_dim, cell=cell, units=units, num_layers=num_layers,
-                               bidirectional=bidirectional, dropout=dropout, name="encoder")
+    encoder = RecurrentEncoder(
+        vocab_size,
+        embedding_dim,
+        cell=cell,
+        units=units,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        name="encoder",
+    )
     _, _, final_states = encoder(ids)
     summary = final_states[0] if len(final_states) == 1 else keras.layers.Concatenate()(final_states)
     return keras.Model(ids, keras.layers.Dense(num_outputs, name="head")(summary), name="sequence_classifier")
@@ -92,15 +102,40 @@ class VectorToSequence(keras.Model):
       docs/DESIGN.md, so `seq2seq.decoding` (greedy, beam, sampling) generates from a vector.
     """
 
-    def __init__(self, vector_dim, vocab_size, embedding_dim=32, cell="gru", units=64, num_layers=1,
-                 dropout=0.0, attention="none", **kwargs):
+    def __init__(
+        self,
+        vector_dim,
+        vocab_size,
+        embedding_dim=32,
+        cell="gru",
+        units=64,
+        num_layers=1,
+        dropout=0.0,
+        attention="none",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.settings = dict(vector_dim=int(vector_dim), vocab_size=int(vocab_size),
-                             embedding_dim=int(embedding_dim), cell=cell, units=int(units),
-                             num_layers=int(num_layers), dropout=float(dropout), attention=attention)
-        self.decoder = RecurrentDecoder(vocab_size, embedding_dim, memory_dim=vector_dim, cell=cell, units=units,
-                                        num_layers=num_layers, attention=attention, dropout=dropout,
-                                        name="decoder")
+        self.settings = dict(
+            vector_dim=int(vector_dim),
+            vocab_size=int(vocab_size),
+            embedding_dim=int(embedding_dim),
+            cell=cell,
+            units=int(units),
+            num_layers=int(num_layers),
+            dropout=float(dropout),
+            attention=attention,
+        )
+        self.decoder = RecurrentDecoder(
+            vocab_size,
+            embedding_dim,
+            memory_dim=vector_dim,
+            cell=cell,
+            units=units,
+            num_layers=num_layers,
+            attention=attention,
+            dropout=dropout,
+            name="decoder",
+        )
         self.bridge = Bridge("dense", self.decoder.state_sizes, name="bridge")
 
     def encode(self, vector, training=False):

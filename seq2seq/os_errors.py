@@ -21,35 +21,50 @@ import re
 _TF_MESSAGE = re.compile(r"^(?:\{\{[^}]*\}\}\s*)?(?P<path>[^;{}]+?); (?P<reason>[^\[;]+?)\s*(?:\[Op:\w+\])?$")
 # h5py / HDF5: "... (unable to open file: name = '<path>', errno = 30, ...)" or "filename = '<path>'"
 _HDF5_NAME = re.compile(r"\b(?:file)?name = '(?P<path>[^']*)'")
-_STRERROR_TO_ERRNO = {os.strerror(code): code for code in (
-    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.EISDIR,
-    errno.ENOTDIR, errno.EMFILE, errno.ENFILE, errno.EIO, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTEMPTY)}
+_STRERROR_TO_ERRNO = {
+    os.strerror(code): code
+    for code in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.EIO,
+        errno.ENAMETOOLONG,
+        errno.EEXIST,
+        errno.ENOTEMPTY,
+    )
+}
 
 _ADVICE = {
     errno.ENOSPC: "no space left on device {at}: free some space or use a folder on another disk, then run the "
-                  "command again (files written before are intact)",
+    "command again (files written before are intact)",
     errno.EDQUOT: "disk quota exceeded {at}: free some space or use a folder with more quota, then run the "
-                  "command again (files written before are intact)",
+    "command again (files written before are intact)",
     errno.EFBIG: "file too large {at} (file-system or `ulimit -f` limit): raise the limit or use another disk",
     errno.EROFS: "read-only file system {at}: choose a writable folder (e.g. another --model-dir or --output)",
     errno.EACCES: "permission denied {at}: check the owner and permissions of the folder, or choose another one",
-    errno.EPERM: "operation not permitted {at}: check the owner and permissions of the folder, or choose another "
-                 "one",
+    errno.EPERM: "operation not permitted {at}: check the owner and permissions of the folder, or choose another one",
     errno.ENOENT: "no such file or directory {at}: check the path (relative data paths resolve against "
-                  "data.data_dir or $SEQ2SEQ_DATA_DIR)",
+    "data.data_dir or $SEQ2SEQ_DATA_DIR)",
     errno.EISDIR: "is a directory {at}: a file is expected there; remove or rename the folder",
     errno.ENOTDIR: "not a directory {at}: a part of the path is a file; check the path",
     errno.EMFILE: "too many open files {at}: raise the limit (`ulimit -n`) and run the command again",
     errno.ENFILE: "too many open files in the system {at}: close other programs and run the command again",
-    errno.EIO: "input/output error {at}: the disk or network file system failed; check it and run the command "
-               "again",
+    errno.EIO: "input/output error {at}: the disk or network file system failed; check it and run the command again",
     errno.ENAMETOOLONG: "file name too long {at}: choose a shorter path",
 }
 
 
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _tensorflow_error(err: BaseException):
@@ -86,8 +101,10 @@ def describe_os_error(err: BaseException, path: str | None = None) -> str | None
     if tf_parts is not None:
         code, where, reason = tf_parts
         if code is None and type(err).__name__ == "ResourceExhaustedError":
-            return (f"out of memory: {_one_line(reason, 160)}; reduce train.batch_size (or decode.batch_size), "
-                    "the model size or the sequence lengths")
+            return (
+                f"out of memory: {_one_line(reason, 160)}; reduce train.batch_size (or decode.batch_size), "
+                "the model size or the sequence lengths"
+            )
         if code is None:  # not a file-system reason TensorFlow reports (e.g. a shape error): not ours
             return None
     elif isinstance(err, OSError):

@@ -27,8 +27,9 @@ def _save_png(figure: Figure, path: str) -> str:
     return path
 
 
-def plot_caption_attention(image, words: Sequence[str], attention, grid: tuple[int, int], path: str,
-                           columns: int = 5) -> str:
+def plot_caption_attention(
+    image, words: Sequence[str], attention, grid: tuple[int, int], path: str, columns: int = 5
+) -> str:
     """Draw each word's attention map over the image, one panel per word; write a PNG.
 
     Args:
@@ -65,8 +66,15 @@ def plot_caption_attention(image, words: Sequence[str], attention, grid: tuple[i
     for index, word in enumerate(words):
         axes = figure.add_subplot(rows, cols, index + 1)
         axes.imshow(image, extent=extent)
-        axes.imshow(attention[index].reshape(height, width), extent=extent, cmap="inferno", alpha=0.6,
-                    interpolation="bilinear", vmin=0.0, vmax=max(float(attention[index].max()), 1e-6))
+        axes.imshow(
+            attention[index].reshape(height, width),
+            extent=extent,
+            cmap="inferno",
+            alpha=0.6,
+            interpolation="bilinear",
+            vmin=0.0,
+            vmax=max(float(attention[index].max()), 1e-6),
+        )
         axes.set_title(word, fontsize=11)
         axes.axis("off")
     return _save_png(figure, path)
@@ -95,11 +103,11 @@ def plot_translation_attention(out: dict, path: str, index: int = 0) -> str:
     source = [p for p in _strings(out["source_pieces"][index]) if p != PAD_PIECE]
     target = _strings(out["target_pieces"][index])
     if EOS_PIECE in target:
-        target = target[:target.index(EOS_PIECE) + 1]
+        target = target[: target.index(EOS_PIECE) + 1]
     target = [p for p in target if p != PAD_PIECE]
     attention = out["attention"][index]
     attention = np.asarray(attention.numpy() if hasattr(attention, "numpy") else attention, dtype=np.float32)
-    attention = attention[:len(target), :len(source)]
+    attention = attention[: len(target), : len(source)]
     figure = Figure(figsize=(max(4.0, 0.45 * len(source) + 2), max(3.0, 0.4 * len(target) + 1.5)))
     axes = figure.add_subplot(1, 1, 1)
     image = axes.imshow(attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")

@@ -1,5 +1,6 @@
 """Back-to-back repetition in outputs ("am strand am strand"): a failure mode of attentional decoders
-(Tu et al., 2016, "Modeling Coverage for Neural Machine Translation", over-translation)."""
+(Tu et al., 2016, "Modeling Coverage for Neural Machine Translation", over-translation).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def repeats_back_to_back(tokens: list[str], max_n: int = 3) -> bool:
     """
     for n in range(1, max_n + 1):
         for start in range(len(tokens) - 2 * n + 1):
-            if tokens[start:start + n] == tokens[start + n:start + 2 * n]:
+            if tokens[start : start + n] == tokens[start + n : start + 2 * n]:
                 return True
     return False
 

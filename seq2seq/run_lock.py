@@ -70,8 +70,9 @@ class ModelDirLock:
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ModelDirLockedError(f"{self.model_dir} is in use by {_holder_text(self.path)}; "
-                                          "wait for it to finish or stop it") from None
+                raise ModelDirLockedError(
+                    f"{self.model_dir} is in use by {_holder_text(self.path)}; wait for it to finish or stop it"
+                ) from None
             raise
         try:
             same = os.stat(self.path).st_ino == os.fstat(fd).st_ino  # not unlinked by a finishing holder

@@ -82,8 +82,9 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
 
     # The data folder is recorded as an absolute path, so the model directory evaluates from anywhere later
     # (no SEQ2SEQ_DATA_DIR needed), also after it is moved.
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data,
-                                                                  data_dir=os.path.abspath(data_root(config))))
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, data_dir=os.path.abspath(data_root(config)))
+    )
     task = task_for(config)
     task.check_data()
     strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
@@ -102,21 +103,34 @@ def _train_locked(config: Config, task: Task, strategy, model_dir: str, verbose:
         for removed in remove_stale_temps(folder):  # left by a killed save
             log.info("removed the stale temporary file %s", removed)
     tok_dir = os.path.join(model_dir, md.TOKENIZER_DIR)
-    chief_first(strategy, lambda: (md.prepare(model_dir, config), task.train_tokenizers(tok_dir),
-                                   md.write_data_fingerprint(model_dir, task.data_files())),
-                _tokenizer_files(task, tok_dir))
+    chief_first(
+        strategy,
+        lambda: (
+            md.prepare(model_dir, config),
+            task.train_tokenizers(tok_dir),
+            md.write_data_fingerprint(model_dir, task.data_files()),
+        ),
+        _tokenizer_files(task, tok_dir),
+    )
     keras.utils.set_random_seed(config.train.seed)
     tokenizers = _load_tokenizers(task, tok_dir)
     source_size, target_size = task.vocab_sizes(tokenizers)
     checkpoints = md.list_checkpoints(model_dir)
     start_step = checkpoints[-1][0] if checkpoints else 0
     with strategy.scope():  # variables, optimizer state and the compiled step are created per replica
-        model = build_trainable_model(task.model_config(for_training=True), source_size, target_size,
-                                      inputs_are_features=task.inputs_are_features(for_training=True))
+        model = build_trainable_model(
+            task.model_config(for_training=True),
+            source_size,
+            target_size,
+            inputs_are_features=task.inputs_are_features(for_training=True),
+        )
         task.prepare_model(model, tokenizers)
         compile_model(model, config.train)
-    log.info("model: %d parameters (%d trainable)", model.count_params(),
-             sum(int(keras.ops.size(v)) for v in model.trainable_variables))
+    log.info(
+        "model: %d parameters (%d trainable)",
+        model.count_params(),
+        sum(int(keras.ops.size(v)) for v in model.trainable_variables),
+    )
     train_ds, val_ds = task.datasets(tokenizers, model, model_dir, seed_offset=start_step)
     started = time.time()
     result = fit(model, train_ds, val_ds, config.train, model_dir, verbose=verbose)
@@ -126,8 +140,13 @@ def _train_locked(config: Config, task: Task, strategy, model_dir: str, verbose:
     loaded = load(model_dir)
     md.atomic_save_model(loaded.model, os.path.join(model_dir, md.MODEL_FILE))
     metrics = evaluate(model_dir, "test", loaded=loaded)
-    metrics.update({"train_seconds": round(seconds, 1), "steps": result["final_step"],
-                    "inputs_are_features": task.inputs_are_features(for_training=True)})
+    metrics.update(
+        {
+            "train_seconds": round(seconds, 1),
+            "steps": result["final_step"],
+            "inputs_are_features": task.inputs_are_features(for_training=True),
+        }
+    )
     md.update_metrics(model_dir, "test", metrics)
     return metrics
 
@@ -181,21 +200,37 @@ def serving_module(loaded: Loaded, **decode_overrides) -> ServingModule:
     return loaded.task.serving_module(loaded.model, loaded.tokenizers, decode)
 
 
-def predict(module: ServingModule, inputs: Sequence, batch_size: int = 64,
-            progress: bool = False) -> tuple[list[str], list[float]]:
+def predict(
+    module: ServingModule, inputs: Sequence, batch_size: int = 64, progress: bool = False
+) -> tuple[list[str], list[float]]:
     """Outputs of `module.best` for `inputs` (sentences, or encoded image bytes), in batches of `batch_size`.
 
     Returns:
       (texts: list[str], scores: list[float]) aligned with `inputs`.
     """
-    return predict_batches(lambda **named: module.best(named[module.INPUT]), module.INPUT, module.OUTPUT, inputs,
-                           batch_size, progress=progress)
+    return predict_batches(
+        lambda **named: module.best(named[module.INPUT]),
+        module.INPUT,
+        module.OUTPUT,
+        inputs,
+        batch_size,
+        progress=progress,
+    )
 
 
-def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, progress: bool = True,
-             save: bool = True, source_file: str | None = None, reference_files: Sequence[str] | None = None,
-             hypotheses_file: str | None = None, per_sentence: bool = False, wmt_language: str | None = None,
-             **decode_overrides) -> dict:
+def evaluate(
+    model_dir: str,
+    split: str = "test",
+    loaded: Loaded | None = None,
+    progress: bool = True,
+    save: bool = True,
+    source_file: str | None = None,
+    reference_files: Sequence[str] | None = None,
+    hypotheses_file: str | None = None,
+    per_sentence: bool = False,
+    wmt_language: str | None = None,
+    **decode_overrides,
+) -> dict:
     """The task's metrics of the model in `model_dir` on `split` (or on given files), saved in metrics.json.
 
     Args:
@@ -226,19 +261,30 @@ def evaluate(model_dir: str, split: str = "test", loaded: Loaded | None = None, 
     else:
         changed = md.changed_data_files(model_dir)
         if changed:
-            log.warning("the data changed since this model was trained (%s): its %s split may differ from the one "
-                        "held out then", ", ".join(changed), split)
+            log.warning(
+                "the data changed since this model was trained (%s): its %s split may differ from the one "
+                "held out then",
+                ", ".join(changed),
+                split,
+            )
         evaluation = loaded.task.evaluation_set(split)
     started = time.time()
     hypotheses, _ = predict(module, evaluation.inputs, loaded.config.decode.batch_size, progress=progress)
     seconds = time.time() - started
-    metrics = {"split": split, loaded.task.unit: len(evaluation.inputs), f"skipped_{loaded.task.unit}":
-               evaluation.skipped, "decode_seconds": round(seconds, 2), "decode": dict(module.decode_config)}
+    metrics = {
+        "split": split,
+        loaded.task.unit: len(evaluation.inputs),
+        f"skipped_{loaded.task.unit}": evaluation.skipped,
+        "decode_seconds": round(seconds, 2),
+        "decode": dict(module.decode_config),
+    }
     metrics.update(loaded.task.metrics(hypotheses, evaluation.references, wmt_language=wmt_language))
     if per_sentence:
         streams = [list(stream) for stream in zip(*evaluation.references)]
-        metrics["per_sentence"] = {"signatures": per_sentence_signatures(len(streams)),
-                                   "scores": per_sentence_scores(hypotheses, streams)}
+        metrics["per_sentence"] = {
+            "signatures": per_sentence_signatures(len(streams)),
+            "scores": per_sentence_scores(hypotheses, streams),
+        }
     metrics["examples"] = loaded.task.examples(evaluation, hypotheses)
     if hypotheses_file:
         write_atomically(hypotheses_file, "".join(h.replace("\n", " ") + "\n" for h in hypotheses))
@@ -258,10 +304,16 @@ def export(model_dir: str | Sequence[str], output_dir: str, **decode_overrides) 
     return export_module(serving_module(loaded, **decode_overrides), output_dir)
 
 
-def predict_items(task_name: str, items: Sequence[str], model_dir: str | Sequence[str] | None = None,
-                  saved_model: str | None = None,
-                  n_best: int | None = None, attention_plot: str | None = None, batch_size: int = 64,
-                  **decode_overrides) -> Iterator[tuple[str, str]]:
+def predict_items(
+    task_name: str,
+    items: Sequence[str],
+    model_dir: str | Sequence[str] | None = None,
+    saved_model: str | None = None,
+    n_best: int | None = None,
+    attention_plot: str | None = None,
+    batch_size: int = 64,
+    **decode_overrides,
+) -> Iterator[tuple[str, str]]:
     """Outputs for user-given items (sentences, or image paths) from a model directory or an export.
 
     `model_dir` may be a list of directories: their ensemble (`load_ensemble`). Unreadable images are skipped with a
@@ -283,14 +335,18 @@ def predict_items(task_name: str, items: Sequence[str], model_dir: str | Sequenc
     module_class = task_class.serving_class
     if saved_model is not None:
         if n_best or attention_plot or any(v is not None for v in decode_overrides.values()):
-            raise ValueError("--n-best, --attention-plot and decoding options need --model-dir; an export decodes "
-                             "with the settings it was exported with")
+            raise ValueError(
+                "--n-best, --attention-plot and decoding options need --model-dir; an export decodes "
+                "with the settings it was exported with"
+            )
         serve = load_saved_model(saved_model).signatures["serving_default"]
         inputs_spec = serve.structured_input_signature[1]
         if module_class.INPUT not in inputs_spec:
             other = next(name for name in TASKS if name != task_name)
-            raise ValueError(f"{saved_model!r} is not a {task_name} export (its inputs: {', '.join(inputs_spec)}); "
-                             f"use `seq2seq {TASKS.get(other).serving_class.VERB}`")
+            raise ValueError(
+                f"{saved_model!r} is not a {task_name} export (its inputs: {', '.join(inputs_spec)}); "
+                f"use `seq2seq {TASKS.get(other).serving_class.VERB}`"
+            )
         inputs, names = task_class.prediction_inputs(items)
         texts, _ = predict_batches(serve, module_class.INPUT, module_class.OUTPUT, inputs, batch_size)
         yield from zip(names, texts)
@@ -302,9 +358,10 @@ def predict_items(task_name: str, items: Sequence[str], model_dir: str | Sequenc
     inputs, names = loaded.task.prediction_inputs(items)
     if n_best:
         for start in range(0, len(inputs), batch_size):
-            out = module.nbest(tf.constant(inputs[start:start + batch_size], tf.string))
-            for name, row, scores in zip(names[start:start + batch_size], out[module.OUTPUT + "s"].numpy(),
-                                         out["scores"].numpy()):
+            out = module.nbest(tf.constant(inputs[start : start + batch_size], tf.string))
+            for name, row, scores in zip(
+                names[start : start + batch_size], out[module.OUTPUT + "s"].numpy(), out["scores"].numpy()
+            ):
                 yield name, "\t".join(f"{t.decode('utf-8')} ({s:.3f})" for t, s in zip(row, scores))
     else:
         texts, _ = predict(module, inputs, batch_size)
@@ -316,8 +373,9 @@ def predict_items(task_name: str, items: Sequence[str], model_dir: str | Sequenc
 SCORE_FIELDS = ("log_prob", "per_token", "normalized", "tokens")
 
 
-def score_pairs(pairs: Sequence[tuple[str, str]], model_dir: str | None = None, saved_model: str | None = None,
-                batch_size: int = 64) -> list[dict]:
+def score_pairs(
+    pairs: Sequence[tuple[str, str]], model_dir: str | None = None, saved_model: str | None = None, batch_size: int = 64
+) -> list[dict]:
     """The model's log-probability of each (source, target) pair, in batches (translation).
 
     From a model directory (its `TranslationModule.score`) or an export (its `score` signature). Targets longer
@@ -347,15 +405,20 @@ def score_pairs(pairs: Sequence[tuple[str, str]], model_dir: str | None = None, 
         max_target_length = loaded.config.data.max_target_length
     results = []
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        out = function(text=tf.constant([s for s, _ in chunk], tf.string),
-                       target=tf.constant([t for _, t in chunk], tf.string))
+        chunk = pairs[start : start + batch_size]
+        out = function(
+            text=tf.constant([s for s, _ in chunk], tf.string), target=tf.constant([t for _, t in chunk], tf.string)
+        )
         columns = {name: out[name].numpy().tolist() for name in SCORE_FIELDS}
         results += [{name: columns[name][i] for name in SCORE_FIELDS} for i in range(len(chunk))]
     if max_target_length is not None:
         long = [i + 1 for i, r in enumerate(results) if r["tokens"] > max_target_length]
         if long:
-            log.warning("%d target(s) are longer than data.max_target_length = %d (pairs %s): scored in full, "
-                        "beyond the lengths the model was trained on", len(long), max_target_length,
-                        ", ".join(map(str, long[:10])) + (" ..." if len(long) > 10 else ""))
+            log.warning(
+                "%d target(s) are longer than data.max_target_length = %d (pairs %s): scored in full, "
+                "beyond the lengths the model was trained on",
+                len(long),
+                max_target_length,
+                ", ".join(map(str, long[:10])) + (" ..." if len(long) > 10 else ""),
+            )
     return results

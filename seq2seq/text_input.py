@@ -39,8 +39,9 @@ def _skip_rest_of_line(stream: BinaryIO, chunk_bytes: int) -> int:
             return skipped
 
 
-def iter_lines(stream: BinaryIO, name: str = "stdin", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-               ) -> Iterator[InputLine]:
+def iter_lines(
+    stream: BinaryIO, name: str = "stdin", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[InputLine]:
     """Yields an :class:`InputLine` per line of the binary ``stream``, never raising for bad content.
 
     Lines end at ``\\n``; a trailing ``\\r`` (CRLF) and a UTF-8 BOM on line 1 are removed. A line that is
@@ -69,15 +70,18 @@ def iter_lines(stream: BinaryIO, name: str = "stdin", max_line_bytes: int = DEFA
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            yield InputLine(number, None, f"{name}:{number}: not valid UTF-8 ({error.reason} at byte {error.start} "
-                                          f"of the line, byte {start + error.start} of the input); line skipped")
+            yield InputLine(
+                number,
+                None,
+                f"{name}:{number}: not valid UTF-8 ({error.reason} at byte {error.start} "
+                f"of the line, byte {start + error.start} of the input); line skipped",
+            )
             continue
         text = text.removesuffix("\n").removesuffix("\r")
         yield InputLine(number, text.removeprefix(_BOM) if number == 1 else text, None)
 
 
-def read_lines(stream: BinaryIO, name: str = "stdin", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-               ) -> list[InputLine]:
+def read_lines(stream: BinaryIO, name: str = "stdin", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[InputLine]:
     """All lines of ``stream`` as :func:`iter_lines` gives them (a list, in input order)."""
     return list(iter_lines(stream, name, max_line_bytes))
 

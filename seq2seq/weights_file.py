@@ -8,7 +8,8 @@ h5py._objects.ObjectID.__dealloc__``, then a segmentation fault (exit 139). Clos
 fails the same way (the flush fails again), and ``gc.collect()`` does not help.
 
 The fix: build the HDF5 file in memory (h5py on an ``io.BytesIO``, the same ``H5IOStore`` Keras uses for
-``.keras`` archives, reached through `seq2seq.compat`, so the bytes are a normal ``.weights.h5`` that ``model.load_weights`` reads), then
+``.keras`` archives, reached through `seq2seq.compat`, so the bytes are a normal ``.weights.h5`` that
+``model.load_weights`` reads), then
 write the bytes with ``pipelines.atomic.write_atomically``. A full disk is then an ordinary ``OSError``
 from Python's own ``write``: the temporary is removed, the previous file is intact, no HDF5 file is left
 open and the process exits normally. Cost: one in-memory copy of the weights (and the optimizer state

@@ -98,20 +98,15 @@ def load_pretrained_vectors(path, vocabulary, dim, seed=0):
             if lineno == 1 and _is_word2vec_header(line.split()):
                 header_dim = int(line.split()[1])
                 if header_dim != dim:
-                    raise ValueError(
-                        f"{name}:1: word2vec header announces dimension "
-                        f"{header_dim}, expected {dim}.")
+                    raise ValueError(f"{name}:1: word2vec header announces dimension {header_dim}, expected {dim}.")
                 continue
             word, _, rest = line.partition(" ")
             n = rest.count(" ") + 1 if rest else 0
             if n != dim:
                 if n < dim or first_data_line:
-                    raise ValueError(
-                        f"{name}:{lineno}: expected {dim} values after the "
-                        f"word, found {n}.")
+                    raise ValueError(f"{name}:{lineno}: expected {dim} values after the word, found {n}.")
                 # A token containing spaces (a few exist in GloVe 840B).
-                word, rest = line.rsplit(" ", dim)[0], line.split(
-                    " ", n - dim + 1)[-1]
+                word, rest = line.rsplit(" ", dim)[0], line.split(" ", n - dim + 1)[-1]
             first_data_line = False
             exact_rows = exact_index.get(word)
             lower_rows = lower_index.get(word)
@@ -120,9 +115,7 @@ def load_pretrained_vectors(path, vocabulary, dim, seed=0):
             try:
                 vector = np.asarray(rest.split(" "), dtype=np.float32)
             except ValueError as err:
-                raise ValueError(
-                    f"{name}:{lineno}: cannot parse the vector of {word!r}: "
-                    f"{err}") from None
+                raise ValueError(f"{name}:{lineno}: cannot parse the vector of {word!r}: {err}") from None
             for i in exact_rows or ():
                 if not exact_found[i]:
                     matrix[i] = vector
@@ -188,9 +181,7 @@ def nearest_neighbours(matrix, vocabulary, word, k=10):
     try:
         query = vocabulary.index(word)
     except ValueError:
-        raise KeyError(
-            f"{word!r} is not in the vocabulary ({len(vocabulary)} "
-            "entries).") from None
+        raise KeyError(f"{word!r} is not in the vocabulary ({len(vocabulary)} entries).") from None
     norms = np.linalg.norm(matrix, axis=1)
     safe = np.where(norms > 0, norms, 1.0)
     unit = matrix / safe[:, None]
@@ -233,8 +224,7 @@ def export_projector(matrix, vocabulary, directory):
     metadata_path = os.path.join(directory, "metadata.tsv")
     rows = ("\t".join(f"{v:.7g}" for v in row) for row in matrix)
     write_atomically(vectors_path, "".join(r + "\n" for r in rows))
-    write_atomically(metadata_path,
-                  "".join(_clean_label(w) + "\n" for w in vocabulary))
+    write_atomically(metadata_path, "".join(_clean_label(w) + "\n" for w in vocabulary))
     return vectors_path, metadata_path
 
 
@@ -249,7 +239,7 @@ def tokenizer_pieces(tokenizer) -> list[str]:
 
 def lookup_words(pieces) -> list[str]:
     """The word to look up in a vector file for each piece: the piece without SentencePiece's leading '▁'."""
-    return [p[len(SENTENCEPIECE_SPACE):] if p.startswith(SENTENCEPIECE_SPACE) else p for p in pieces]
+    return [p[len(SENTENCEPIECE_SPACE) :] if p.startswith(SENTENCEPIECE_SPACE) else p for p in pieces]
 
 
 def _plan(model, config: Config, source_tok, target_tok):
@@ -257,17 +247,20 @@ def _plan(model, config: Config, source_tok, target_tok):
     emb = config.model.embedding
     if emb.share:
         if emb.pretrained and emb.source_pretrained and emb.pretrained != emb.source_pretrained:
-            raise ConfigError("model.embedding.share: one shared embedding cannot load two vector files "
-                              f"(pretrained {emb.pretrained!r}, source_pretrained {emb.source_pretrained!r})")
+            raise ConfigError(
+                "model.embedding.share: one shared embedding cannot load two vector files "
+                f"(pretrained {emb.pretrained!r}, source_pretrained {emb.source_pretrained!r})"
+            )
         key = "model.embedding.pretrained" if emb.pretrained else "model.embedding.source_pretrained"
         return [(key, emb.pretrained or emb.source_pretrained, model.decoder.embedding, target_tok)]
     plan = [("model.embedding.pretrained", emb.pretrained, model.decoder.embedding, target_tok)]
     if emb.source_pretrained:
         if source_tok is None or not hasattr(model.encoder, "embedding"):
-            raise ConfigError("model.embedding.source_pretrained: this model has no source text embedding "
-                              "(image encoder); remove the key")
-        plan.append(("model.embedding.source_pretrained", emb.source_pretrained, model.encoder.embedding,
-                     source_tok))
+            raise ConfigError(
+                "model.embedding.source_pretrained: this model has no source text embedding "
+                "(image encoder); remove the key"
+            )
+        plan.append(("model.embedding.source_pretrained", emb.source_pretrained, model.encoder.embedding, source_tok))
     return plan
 
 
@@ -299,15 +292,23 @@ def apply_pretrained_embeddings(model, config: Config, source_tok, target_tok) -
             continue
         resolved = resolve_path(config, path)
         try:
-            matrix, found = load_pretrained_vectors(resolved, lookup_words(tokenizer_pieces(tokenizer)),
-                                                    config.model.embedding.dim, seed=config.train.seed)
+            matrix, found = load_pretrained_vectors(
+                resolved, lookup_words(tokenizer_pieces(tokenizer)), config.model.embedding.dim, seed=config.train.seed
+            )
         except FileNotFoundError:
             raise FileNotFoundError(f"{key}: vector file {resolved!r} not found") from None
         except ValueError as err:
             raise ConfigError(f"{key}: {err} (model.embedding.dim is {config.model.embedding.dim})") from None
         layer.embeddings.assign(matrix)
-        log.info("%s: %d/%d vocabulary entries found in %s (%.1f%%; %d exact, %d lowercased)", key,
-                 found["found"], found["total"], resolved, 100.0 * found["fraction"], found["exact"],
-                 found["lowercase"])
+        log.info(
+            "%s: %d/%d vocabulary entries found in %s (%.1f%%; %d exact, %d lowercased)",
+            key,
+            found["found"],
+            found["total"],
+            resolved,
+            100.0 * found["fraction"],
+            found["exact"],
+            found["lowercase"],
+        )
         coverage[key] = {**found, "path": resolved}
     return coverage

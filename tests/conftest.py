@@ -21,25 +21,58 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRANSLATION_DEMO_CONFIG = os.path.join(ROOT, "configs", "translation", "spa_en_demo.yaml")
 
 # Tiny model and run for real Tatoeba data (~500 pairs, 30 steps).
-TINY_TATOEBA = ["data.limit=500", "train.max_steps=30", "train.eval_every=30", "train.checkpoint_every=30",
-                "train.batch_size=32", "train.max_minutes=null", "train.mixed_precision=null",
-                "train.validation_batches=2", "train.learning_rate=0.01", "train.lr_schedule=constant",
-                "train.warmup_steps=0", "train.label_smoothing=0.0", "tokenizer.source_vocab_size=400", "tokenizer.target_vocab_size=400",
-                "model.embedding.dim=16", "model.encoder.units=16", "model.decoder.units=16",
-                "data.validation_fraction=0.05", "data.test_fraction=0.05", "decode.beam_size=3",
-                "decode.n_best=1", "decode.batch_size=32"]
+TINY_TATOEBA = [
+    "data.limit=500",
+    "train.max_steps=30",
+    "train.eval_every=30",
+    "train.checkpoint_every=30",
+    "train.batch_size=32",
+    "train.max_minutes=null",
+    "train.mixed_precision=null",
+    "train.validation_batches=2",
+    "train.learning_rate=0.01",
+    "train.lr_schedule=constant",
+    "train.warmup_steps=0",
+    "train.label_smoothing=0.0",
+    "tokenizer.source_vocab_size=400",
+    "tokenizer.target_vocab_size=400",
+    "model.embedding.dim=16",
+    "model.encoder.units=16",
+    "model.decoder.units=16",
+    "data.validation_fraction=0.05",
+    "data.test_fraction=0.05",
+    "decode.beam_size=3",
+    "decode.n_best=1",
+    "decode.batch_size=32",
+]
 
 # A toy "language": each source word has one fixed target word; the target keeps the order.
 _SYNTHETIC_LEXICON = {
-    "el": "the", "gato": "cat", "perro": "dog", "come": "eats", "bebe": "drinks", "agua": "water",
-    "pan": "bread", "grande": "big", "pequeño": "small", "rojo": "red", "ve": "sees", "la": "the",
-    "casa": "house", "niña": "girl", "niño": "boy", "tiene": "has", "un": "a", "libro": "book",
+    "el": "the",
+    "gato": "cat",
+    "perro": "dog",
+    "come": "eats",
+    "bebe": "drinks",
+    "agua": "water",
+    "pan": "bread",
+    "grande": "big",
+    "pequeño": "small",
+    "rojo": "red",
+    "ve": "sees",
+    "la": "the",
+    "casa": "house",
+    "niña": "girl",
+    "niño": "boy",
+    "tiene": "has",
+    "un": "a",
+    "libro": "book",
 }
 
 
 def shared_data_dir(required: str = os.path.join("anki", "spa-eng.txt")) -> str | None:
     """The real-data folder ($SEQ2SEQ_DATA_DIR, else ../shared/data next to the repository) when it holds the
-    file `required` (relative to it); None otherwise."""
+    file `required` (relative to it); None otherwise.
+    """
     for candidate in (os.environ.get("SEQ2SEQ_DATA_DIR"), os.path.join(ROOT, "..", "shared", "data")):
         if candidate and os.path.isfile(os.path.join(candidate, required)):
             return os.path.abspath(candidate)
@@ -98,18 +131,32 @@ def tatoeba_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_model_dir(tmp_path_factory):
     """A tiny word-vocabulary model trained for 30 steps on 600 synthetic pairs written to a temp folder
-    (needs no shared data)."""
+    (needs no shared data).
+    """
     data = tmp_path_factory.mktemp("synthetic_data")
     source, target = write_synthetic_parallel(str(data))
     values = {
         "task": "translation",
-        "data": {"format": "parallel", "source_file": source, "target_file": target, "lowercase": True,
-                 "validation_fraction": 0.05, "test_fraction": 0.05, "max_source_length": 12,
-                 "max_target_length": 12},
+        "data": {
+            "format": "parallel",
+            "source_file": source,
+            "target_file": target,
+            "lowercase": True,
+            "validation_fraction": 0.05,
+            "test_fraction": 0.05,
+            "max_source_length": 12,
+            "max_target_length": 12,
+        },
         "tokenizer": {"kind": "word", "source_vocab_size": 64, "target_vocab_size": 64},
         "model": {"embedding": {"dim": 16}, "encoder": {"units": 16}, "decoder": {"units": 16}},
-        "train": {"batch_size": 32, "max_steps": 30, "eval_every": 30, "checkpoint_every": 30,
-                  "validation_batches": 2, "learning_rate": 0.01},
+        "train": {
+            "batch_size": 32,
+            "max_steps": 30,
+            "eval_every": 30,
+            "checkpoint_every": 30,
+            "validation_batches": 2,
+            "learning_rate": 0.01,
+        },
         "decode": {"beam_size": 3, "batch_size": 32, "max_length": 20},
     }
     return train_translation_model(str(data / "model"), values, [])
@@ -125,9 +172,17 @@ def translation_model_dir(request):
 def edge_case_texts():
     """Inputs every translation entry point must handle: ordinary sentences (toy and Spanish), an empty
     string, whitespace only, emoji / characters never seen in training, and a sentence far longer than
-    data.max_source_length (list of str)."""
-    return ["el gato come pan .", "la niña tiene un libro rojo .", "¿Dónde está el gato?", "", "  \t  ",
-            "🦜🚀 ∰ ǅ 漢字", "el perro grande ve la casa y el niño bebe agua " * 30]
+    data.max_source_length (list of str).
+    """
+    return [
+        "el gato come pan .",
+        "la niña tiene un libro rojo .",
+        "¿Dónde está el gato?",
+        "",
+        "  \t  ",
+        "🦜🚀 ∰ ǅ 漢字",
+        "el perro grande ve la casa y el niño bebe agua " * 30,
+    ]
 
 
 # ==================================================================================================
@@ -150,7 +205,8 @@ def translation_export(synthetic_model_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def captioning_export(tmp_path_factory):
     """Export of a tiny captioning model (frozen random SmallCNN, 64x64 input, 4x4 regions, 10 steps on 20
-    Flickr8k images per split). Skips when the Flickr8k subset is absent."""
+    Flickr8k images per split). Skips when the Flickr8k subset is absent.
+    """
     from test_captioning_task import TINY, flickr_data_dir
 
     from seq2seq.cli import main
@@ -161,8 +217,19 @@ def captioning_export(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("serve") / "caption_model")
     config = os.path.join(ROOT, "configs", "captioning", "flickr8k_scratch.yaml")
     settings = TINY + ["model.encoder.image_size=64", f"data.data_dir={data_dir}"]
-    assert main(["--quiet", "train", config, "--model-dir", model_dir,
-                 *[arg for value in settings for arg in ("--set", value)]]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                config,
+                "--model-dir",
+                model_dir,
+                *[arg for value in settings for arg in ("--set", value)],
+            ]
+        )
+        == 0
+    )
     export_dir = os.path.join(model_dir, "caption")
     assert main(["--quiet", "export", "--model-dir", model_dir, "--output", export_dir]) == 0
     return export_dir

@@ -78,8 +78,12 @@ with atomic_path(sys.argv[1]) as tmp:
     time.sleep(120)
 """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    child = subprocess.Popen([sys.executable, "-c", writer, str(tmp_path / "ckpt-9.weights.h5")],
-                             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=root))
+    child = subprocess.Popen(
+        [sys.executable, "-c", writer, str(tmp_path / "ckpt-9.weights.h5")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=root),
+    )
     assert child.stdout.readline().strip() == "writing"
     (leftover,) = os.listdir(tmp_path)
     assert remove_stale_temps(str(tmp_path)) == []  # the writer is alive: its temporary stays

@@ -38,8 +38,9 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(three_checkpoints, tmp
     assert [os.path.basename(p) for p in paths] == ["ckpt-30.weights.h5", "ckpt-40.weights.h5", "ckpt-50.weights.h5"]
     output = average_checkpoints(three_checkpoints, str(tmp_path / "averaged"), last=2)
     assert sorted(os.listdir(output)) == ["averaged_from.json", "best.weights.h5", "config.yaml", "tokenizers"]
-    expected = [(a + b) / 2 for a, b in zip(weights_of(three_checkpoints, paths[1]),
-                                            weights_of(three_checkpoints, paths[2]))]
+    expected = [
+        (a + b) / 2 for a, b in zip(weights_of(three_checkpoints, paths[1]), weights_of(three_checkpoints, paths[2]))
+    ]
     averaged = runner.load(output).model
     for want, got in zip(expected, [w.numpy() for w in averaged.weights]):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
@@ -48,7 +49,10 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(three_checkpoints, tmp
 
 def test_select_checkpoints(three_checkpoints):
     assert [os.path.basename(p) for p in select_checkpoints(three_checkpoints, last=3)] == [
-        "ckpt-30.weights.h5", "ckpt-40.weights.h5", "ckpt-50.weights.h5"]
+        "ckpt-30.weights.h5",
+        "ckpt-40.weights.h5",
+        "ckpt-50.weights.h5",
+    ]
     with pytest.raises(ValueError, match="3 kept"):
         select_checkpoints(three_checkpoints, last=4)
     with pytest.raises(ValueError, match="exactly one"):
@@ -67,8 +71,11 @@ def test_different_architectures_are_named_and_nothing_is_written(three_checkpoi
     odd = os.path.join(three_checkpoints, "checkpoints", "ckpt-60.weights.h5")
     atomic_save_weights(model, odd)
     output = str(tmp_path / "averaged")
-    with pytest.raises(ValueError, match=r"ckpt-50\.weights\.h5 and .*ckpt-60\.weights\.h5 hold different "
-                                         r"architectures: .*has shape"):
+    with pytest.raises(
+        ValueError,
+        match=r"ckpt-50\.weights\.h5 and .*ckpt-60\.weights\.h5 hold different "
+        r"architectures: .*has shape",
+    ):
         average_checkpoints(three_checkpoints, output, last=2)
     assert not os.path.exists(output)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-average")]

@@ -15,10 +15,12 @@ needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="no java on
 # Four images, two references each: enough images for CIDEr-D's IDF to mean something (an n-gram found in the
 # references of every image gets IDF 0, which on one or two images is most n-grams).
 HYPOTHESES = ["A dog runs on the grass.", "Two cats sleep on a bed.", "A man rides a bike.", "Children play in a park."]
-REFERENCES = [["A dog runs on the green grass.", "A brown dog is running on grass."],
-              ["Two cats sleep on a red bed.", "Cats are sleeping on the bed."],
-              ["A man rides a bike down the street.", "A person riding a bicycle."],
-              ["Children play in the park.", "Kids are playing outside."]]
+REFERENCES = [
+    ["A dog runs on the green grass.", "A brown dog is running on grass."],
+    ["Two cats sleep on a red bed.", "Cats are sleeping on the bed."],
+    ["A man rides a bike down the street.", "A person riding a bicycle."],
+    ["Children play in the park.", "Kids are playing outside."],
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +33,17 @@ def test_values_pinned(metrics):
     # Obtained once with pycocoevalcap 1.2 (Java 17) on the inputs above, times 100, rounded to 10 decimals;
     # BLEU-1 and BLEU-2 are also computed by hand in the next test.
     assert {name: entry["score"] for name, entry in metrics.items()} == {
-        "bleu_1": 91.2128352719, "bleu_2": 82.3351751934, "bleu_3": 77.3453207166, "bleu_4": 71.7675600698,
-        "meteor": 43.8063842523, "rouge_l": 83.9848577934, "cider_d": 348.6685479826}
+        "bleu_1": 91.2128352719,
+        "bleu_2": 82.3351751934,
+        "bleu_3": 77.3453207166,
+        "bleu_4": 71.7675600698,
+        "meteor": 43.8063842523,
+        "rouge_l": 83.9848577934,
+        "cider_d": 348.6685479826,
+    }
     assert metrics["cider_d"]["signature"] == (
-        "coco-caption|tok:ptb.lc.nopunct|nrefs:2|pycocoevalcap:1.2|metric:cider-d(n:4,sigma:6)")
+        "coco-caption|tok:ptb.lc.nopunct|nrefs:2|pycocoevalcap:1.2|metric:cider-d(n:4,sigma:6)"
+    )
     assert all(entry["signature"].startswith("coco-caption|tok:ptb.lc.nopunct|nrefs:2|") for entry in metrics.values())
     assert tuple(metrics) == METRICS
 
@@ -94,8 +103,9 @@ def test_meteor_failure_is_reported_not_dropped(monkeypatch):
 
     monkeypatch.setattr(meteor_module, "Meteor", BrokenMeteor)
     result = caption_metrics(HYPOTHESES[:3], REFERENCES[:3])
-    assert result["meteor"] == {"skipped": "METEOR (java -jar meteor-1.5.jar) failed: "
-                                           "Could not reserve enough space for object heap"}
+    assert result["meteor"] == {
+        "skipped": "METEOR (java -jar meteor-1.5.jar) failed: Could not reserve enough space for object heap"
+    }
     assert result["bleu_1"]["score"] > 0 and "signature" in result["cider_d"]
 
 
@@ -109,8 +119,14 @@ def test_tokenizer_that_cannot_write_its_input_file_skips_everything(monkeypatch
     monkeypatch.setattr(ptb_module.tempfile, "NamedTemporaryFile", read_only)
     result = caption_metrics(HYPOTHESES, REFERENCES)
     assert set(result) == set(METRICS)
-    assert all(entry == {"skipped": f"the PTB tokenizer could not run: [Errno 13] Permission denied: "
-                                    f"'{os.path.dirname(ptb_module.__file__)}'"} for entry in result.values())
+    assert all(
+        entry
+        == {
+            "skipped": f"the PTB tokenizer could not run: [Errno 13] Permission denied: "
+            f"'{os.path.dirname(ptb_module.__file__)}'"
+        }
+        for entry in result.values()
+    )
 
 
 def test_layout_errors():

@@ -29,10 +29,23 @@ def items(tmp_path):
 
 def test_image_dataset_shapes_values_and_counts(items):
     stats = {}
-    dataset = make_captioning_dataset(items, StandInTokenizer(WORDS), batch_size=8, max_caption_length=6,
-                                      training=False, image_size=(24, 20), stats=stats)
-    assert stats == {"images": 2, "skipped_images": 1, "captions": 4, "dropped_too_long": 1, "dropped_empty": 0,
-                     "examples": 3}
+    dataset = make_captioning_dataset(
+        items,
+        StandInTokenizer(WORDS),
+        batch_size=8,
+        max_caption_length=6,
+        training=False,
+        image_size=(24, 20),
+        stats=stats,
+    )
+    assert stats == {
+        "images": 2,
+        "skipped_images": 1,
+        "captions": 4,
+        "dropped_too_long": 1,
+        "dropped_empty": 0,
+        "examples": 3,
+    }
     spec = dataset.element_spec
     assert spec[0][0].shape.as_list() == [None, 24, 20, 3] and spec[0][0].dtype == tf.float32
     assert spec[0][1].dtype == tf.int32 and spec[1].dtype == tf.int32
@@ -53,8 +66,9 @@ def test_image_dataset_shapes_values_and_counts(items):
 def test_training_dataset_shuffles_reproducibly(items):
     def order(seed):
         good = {k: v for k, v in items.items() if not k.endswith("bad.jpg")}
-        ds = make_captioning_dataset(good, StandInTokenizer(WORDS), batch_size=2, max_caption_length=20,
-                                     training=True, image_size=8, seed=seed)
+        ds = make_captioning_dataset(
+            good, StandInTokenizer(WORDS), batch_size=2, max_caption_length=20, training=True, image_size=8, seed=seed
+        )
         return [tuple(i for i in row if i) for (_, t_in), _ in ds for row in t_in.numpy().tolist()]
 
     first = order(3)
@@ -71,17 +85,32 @@ def test_feature_dataset_reads_cache(items, tmp_path):
 
     cache = FeatureCache(tmp_path / "cache", "toy-backbone")
     stats = {}
-    dataset = make_captioning_dataset(items, StandInTokenizer(WORDS), batch_size=4, max_caption_length=10,
-                                      training=False, image_size=16, features=cache, feature_fn=feature_fn,
-                                      stats=stats)
+    dataset = make_captioning_dataset(
+        items,
+        StandInTokenizer(WORDS),
+        batch_size=4,
+        max_caption_length=10,
+        training=False,
+        image_size=16,
+        features=cache,
+        feature_fn=feature_fn,
+        stats=stats,
+    )
     assert sum(calls) == 2 and stats["examples"] == 3 and stats["dropped_too_long"] == 1
     (features, target_in), target_out = next(iter(dataset))
     assert features.dtype == tf.float32 and features.shape == (3, 4, 3)
     assert dataset.element_spec[0][0].shape.as_list() == [None, 4, 3]
     # the three captions of a.jpg share the same cached features
     np.testing.assert_array_equal(features[0].numpy(), features[1].numpy())
-    again = make_captioning_dataset(items, StandInTokenizer(WORDS), batch_size=4, max_caption_length=10,
-                                    training=False, features=cache, feature_fn=feature_fn)
+    again = make_captioning_dataset(
+        items,
+        StandInTokenizer(WORDS),
+        batch_size=4,
+        max_caption_length=10,
+        training=False,
+        features=cache,
+        feature_fn=feature_fn,
+    )
     assert sum(calls) == 2
     np.testing.assert_array_equal(next(iter(again))[0][0].numpy(), features.numpy())
 
@@ -89,8 +118,9 @@ def test_feature_dataset_reads_cache(items, tmp_path):
 @pytest.mark.skipif(not os.path.isdir(FLICKR), reason=f"{FLICKR} not available")
 def test_real_flickr_images_batch():
     data = read_flickr8k(os.path.join(FLICKR, "subset_captions.tsv"), os.path.join(FLICKR, "images"), limit=4)
-    dataset = make_captioning_dataset(data, StandInTokenizer(WORDS), batch_size=20, max_caption_length=40,
-                                      training=True, image_size=64)
+    dataset = make_captioning_dataset(
+        data, StandInTokenizer(WORDS), batch_size=20, max_caption_length=40, training=True, image_size=64
+    )
     (images, target_in), target_out = next(iter(dataset))
     assert images.shape == (20, 64, 64, 3) and target_in.shape == target_out.shape
     assert (target_out.numpy() == EOS_ID).sum() == 20
@@ -98,8 +128,9 @@ def test_real_flickr_images_batch():
 
 def test_no_examples_left_raises(items):
     with pytest.raises(ValueError, match="no captioning examples"):
-        make_captioning_dataset(items, StandInTokenizer(WORDS), batch_size=2, max_caption_length=1, training=False,
-                                image_size=8)
+        make_captioning_dataset(
+            items, StandInTokenizer(WORDS), batch_size=2, max_caption_length=1, training=False, image_size=8
+        )
     with pytest.raises(ValueError, match="image_size"):
         make_captioning_dataset(items, StandInTokenizer(WORDS), batch_size=2, max_caption_length=5, training=False)
 
@@ -109,7 +140,8 @@ def test_with_real_word_tokenizer_when_available(items):
     from pipelines.vocab import SPECIAL_PIECES
 
     tokenizer = tokenizers.WordTokenizer(list(SPECIAL_PIECES) + WORDS)
-    dataset = make_captioning_dataset(items, tokenizer, batch_size=8, max_caption_length=6, training=False,
-                                      image_size=8)
+    dataset = make_captioning_dataset(
+        items, tokenizer, batch_size=8, max_caption_length=6, training=False, image_size=8
+    )
     (_, target_in), target_out = next(iter(dataset))
     np.testing.assert_array_equal(target_out.numpy()[0][:4], [4, 5, 7, EOS_ID])

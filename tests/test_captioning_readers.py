@@ -42,8 +42,11 @@ def test_flickr8k_real_subset_and_official_splits():
 
 @needs_flickr
 def test_flickr8k_full_token_file_reports_images_missing_on_disk():
-    data = read_flickr8k(os.path.join(FLICKR, "Flickr8k_text", "Flickr8k.token.txt"), os.path.join(FLICKR, "images"),
-                         split_file=os.path.join(FLICKR, "subset_devImages.txt"))
+    data = read_flickr8k(
+        os.path.join(FLICKR, "Flickr8k_text", "Flickr8k.token.txt"),
+        os.path.join(FLICKR, "images"),
+        split_file=os.path.join(FLICKR, "subset_devImages.txt"),
+    )
     assert len(data) == 113
 
 
@@ -55,9 +58,16 @@ def _write_tokens(path, lines):
 def test_flickr8k_missing_image_and_uncaptioned_image_are_counted(tmp_path):
     write_image(tmp_path / "a.jpg")
     write_image(tmp_path / "b.jpg")
-    tokens = _write_tokens(tmp_path / "tokens.txt", [
-        "a.jpg#0\tA dog runs .", "a.jpg#1\tA brown dog .", "gone.jpg#0\tNobody .", "gone.jpg#1\tStill nobody .", "",
-    ])
+    tokens = _write_tokens(
+        tmp_path / "tokens.txt",
+        [
+            "a.jpg#0\tA dog runs .",
+            "a.jpg#1\tA brown dog .",
+            "gone.jpg#0\tNobody .",
+            "gone.jpg#1\tStill nobody .",
+            "",
+        ],
+    )
     split = _write_tokens(tmp_path / "split.txt", ["a.jpg", "b.jpg", "gone.jpg"])
     data = read_flickr8k(tokens, str(tmp_path), split_file=split)
     assert dict(data) == {str(tmp_path / "a.jpg"): ["A dog runs .", "A brown dog ."]}
@@ -77,7 +87,9 @@ def test_csv_and_jsonl_tables_resolve_relative_paths(tmp_path):
     (tmp_path / "imgs").mkdir()
     a = write_image(tmp_path / "imgs" / "a.jpg")
     b = write_image(tmp_path / "b.png", fmt="PNG")
-    (tmp_path / "t.csv").write_text(f'image,caption\nimgs/a.jpg,"A cat, sitting."\n{b},A bird\nimgs/a.jpg,Another cat\n')
+    (tmp_path / "t.csv").write_text(
+        f'image,caption\nimgs/a.jpg,"A cat, sitting."\n{b},A bird\nimgs/a.jpg,Another cat\n'
+    )
     csv_data = read_caption_table(str(tmp_path / "t.csv"))
     assert dict(csv_data) == {a: ["A cat, sitting.", "Another cat"], b: ["A bird"]}
     rows = [{"image": "imgs/a.jpg", "caption": "A cat"}, {"image": "nope.jpg", "caption": "lost"}]
@@ -100,11 +112,18 @@ def test_table_bad_rows_raise_with_line(tmp_path):
 
 def test_coco_json_reader(tmp_path):
     a = write_image(tmp_path / "COCO_1.jpg")
-    ann = {"images": [{"id": 1, "file_name": "COCO_1.jpg"}, {"id": 2, "file_name": "COCO_2.jpg"},
-                      {"id": 3, "file_name": "COCO_3.jpg"}],
-           "annotations": [{"image_id": 1, "id": 10, "caption": "A man riding a horse. "},
-                           {"image_id": 1, "id": 11, "caption": "A rider."},
-                           {"image_id": 2, "id": 12, "caption": "Missing on disk."}]}
+    ann = {
+        "images": [
+            {"id": 1, "file_name": "COCO_1.jpg"},
+            {"id": 2, "file_name": "COCO_2.jpg"},
+            {"id": 3, "file_name": "COCO_3.jpg"},
+        ],
+        "annotations": [
+            {"image_id": 1, "id": 10, "caption": "A man riding a horse. "},
+            {"image_id": 1, "id": 11, "caption": "A rider."},
+            {"image_id": 2, "id": 12, "caption": "Missing on disk."},
+        ],
+    }
     (tmp_path / "captions.json").write_text(json.dumps(ann))
     data = read_coco_captions(str(tmp_path / "captions.json"), str(tmp_path))
     assert dict(data) == {a: ["A man riding a horse.", "A rider."]}
@@ -116,9 +135,17 @@ def test_coco_json_reader(tmp_path):
 
 
 def test_tfds_coco_example_mapping():
-    example = {"image": b"\xff\xd8jpegbytes", "image/filename": b"COCO_val2014_000000000042.jpg", "image/id": 42,
-               "captions": {"id": np.array([1, 2]), "text": np.array([b"A dog. ", b"Two dogs"], dtype=object)}}
-    assert tfds_example_to_item(example) == ("COCO_val2014_000000000042.jpg", b"\xff\xd8jpegbytes", ["A dog.", "Two dogs"])
+    example = {
+        "image": b"\xff\xd8jpegbytes",
+        "image/filename": b"COCO_val2014_000000000042.jpg",
+        "image/id": 42,
+        "captions": {"id": np.array([1, 2]), "text": np.array([b"A dog. ", b"Two dogs"], dtype=object)},
+    }
+    assert tfds_example_to_item(example) == (
+        "COCO_val2014_000000000042.jpg",
+        b"\xff\xd8jpegbytes",
+        ["A dog.", "Two dogs"],
+    )
 
 
 def test_split_by_image_is_deterministic_and_disjoint():

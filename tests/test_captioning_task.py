@@ -33,12 +33,29 @@ SCRATCH_CONFIG = os.path.join(ROOT, "configs", "captioning", "flickr8k_scratch.y
 MOBILENET_CONFIG = os.path.join(ROOT, "configs", "captioning", "flickr8k_mobilenet.yaml")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-TINY = ["data.limit=20", "data.feature_cache=true", "model.encoder.trainable=false", "model.encoder.image_size=32",
-        "model.encoder.units=16", "model.decoder.units=16", "model.embedding.dim=16", "model.encoder.dropout=0.0",
-        "model.decoder.dropout=0.0", "tokenizer.min_count=1", "train.batch_size=16", "train.max_steps=10",
-        "train.eval_every=5", "train.checkpoint_every=5", "train.max_minutes=null", "train.learning_rate=0.01",
-        "train.lr_schedule=constant", "train.warmup_steps=0", "train.early_stopping_patience=null",
-        "decode.beam_size=2", "decode.max_length=8"]
+TINY = [
+    "data.limit=20",
+    "data.feature_cache=true",
+    "model.encoder.trainable=false",
+    "model.encoder.image_size=32",
+    "model.encoder.units=16",
+    "model.decoder.units=16",
+    "model.embedding.dim=16",
+    "model.encoder.dropout=0.0",
+    "model.decoder.dropout=0.0",
+    "tokenizer.min_count=1",
+    "train.batch_size=16",
+    "train.max_steps=10",
+    "train.eval_every=5",
+    "train.checkpoint_every=5",
+    "train.max_minutes=null",
+    "train.learning_rate=0.01",
+    "train.lr_schedule=constant",
+    "train.warmup_steps=0",
+    "train.early_stopping_patience=null",
+    "decode.beam_size=2",
+    "decode.max_length=8",
+]
 
 
 def flickr_data_dir() -> str | None:
@@ -80,7 +97,7 @@ def odd_images(tmp_path_factory):
     }
     whole = open(write_image(folder / "whole.jpg", size=(64, 48), seed=4), "rb").read()
     truncated = folder / "truncated.jpg"
-    truncated.write_bytes(whole[:len(whole) // 2])
+    truncated.write_bytes(whole[: len(whole) // 2])
     return good, str(truncated)
 
 
@@ -105,8 +122,9 @@ def test_train_writes_metrics_cache_and_loss_decreases(trained):
     assert 0.0 <= saved["bleu_4"] <= saved["bleu_1"] <= 100.0
     assert metrics["inputs_are_features"] is True and metrics["steps"] == 10
     # Frozen backbone: features were cached once per train + validation image (20 + 20).
-    entries = [f for _, _, files in os.walk(os.path.join(model_dir, "feature_cache")) for f in files
-               if f.endswith(".npy")]
+    entries = [
+        f for _, _, files in os.walk(os.path.join(model_dir, "feature_cache")) for f in files if f.endswith(".npy")
+    ]
     assert len(entries) == 40
     with open(os.path.join(model_dir, "train_log.csv")) as handle:
         losses = [float(row["loss"]) for row in csv.DictReader(handle)]
@@ -145,11 +163,18 @@ def test_export_matches_in_process_in_fresh_subprocess(module, data_dir, odd_ima
         out = serve(image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
         print(json.dumps({"caption": [c.decode() for c in out["caption"].numpy()],
                           "score": out["score"].numpy().tolist(),
-                          "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("seq2seq", "pipelines", "keras"))}))
+                          "modules": sorted(m for m in sys.modules
+                                            if m.split(".")[0] in ("seq2seq", "pipelines", "keras"))}))
     """)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
-    done = subprocess.run([sys.executable, "-c", script, export_dir, json.dumps(paths)], capture_output=True,
-                          text=True, cwd=str(tmp_path), env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, export_dir, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])
     assert [m for m in served.pop("modules") if not m.startswith("keras")] == []
@@ -191,19 +216,42 @@ def test_read_split_table_and_missing_keys(tmp_path):
         write_image(tmp_path / name, fmt="PNG", seed=len(name))
     with open(tmp_path / "captions.csv", "w", newline="") as handle:
         csv.writer(handle).writerows([("image", "caption"), *rows])
-    config = config_from_dict({"task": "captioning", "data": {"format": "table", "path": str(tmp_path / "captions.csv"),
-                                                              "validation_fraction": 0.2, "test_fraction": 0.2},
-                               "model": {"encoder": {"type": "image"}}})
+    config = config_from_dict(
+        {
+            "task": "captioning",
+            "data": {
+                "format": "table",
+                "path": str(tmp_path / "captions.csv"),
+                "validation_fraction": 0.2,
+                "test_fraction": 0.2,
+            },
+            "model": {"encoder": {"type": "image"}},
+        }
+    )
     splits = {s: captioning.read_split(config, s) for s in captioning.SPLITS}
     assert sum(len(v) for v in splits.values()) == 30
     assert not set(splits["train"]) & set(splits["test"])
-    config = config_from_dict({"task": "captioning", "data": {"format": "flickr8k", "image_dir": str(tmp_path)},
-                               "model": {"encoder": {"type": "image"}}})
+    config = config_from_dict(
+        {
+            "task": "captioning",
+            "data": {"format": "flickr8k", "image_dir": str(tmp_path)},
+            "model": {"encoder": {"type": "image"}},
+        }
+    )
     with pytest.raises(ValueError, match="data.captions_file"):
         captioning.read_split(config, "train")
-    config = config_from_dict({"task": "captioning", "data": {"format": "flickr8k", "image_dir": str(tmp_path),
-                                                              "captions_file": "x.tsv", "train_split_file": "t.txt"},
-                               "model": {"encoder": {"type": "image"}}})
+    config = config_from_dict(
+        {
+            "task": "captioning",
+            "data": {
+                "format": "flickr8k",
+                "image_dir": str(tmp_path),
+                "captions_file": "x.tsv",
+                "train_split_file": "t.txt",
+            },
+            "model": {"encoder": {"type": "image"}},
+        }
+    )
     with pytest.raises(ValueError, match="data.validation_split_file"):
         captioning.read_split(config, "train")
 
@@ -238,10 +286,12 @@ def test_plot_caption_attention_png_and_shape_errors(tmp_path):
 
 
 def test_plot_translation_attention_png(tmp_path):
-    out = {"source_pieces": tf.constant([["▁hola", "</s>", "<pad>"]]),
-           "target_pieces": tf.constant([["▁hello", "</s>", "<pad>"]]),
-           "attention": tf.constant([[[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.0, 0.0, 0.0]]]),
-           "translation": tf.constant(["hello"])}
+    out = {
+        "source_pieces": tf.constant([["▁hola", "</s>", "<pad>"]]),
+        "target_pieces": tf.constant([["▁hello", "</s>", "<pad>"]]),
+        "attention": tf.constant([[[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.0, 0.0, 0.0]]]),
+        "translation": tf.constant(["hello"]),
+    }
     path = plot_translation_attention(out, str(tmp_path / "t.png"))
     with open(path, "rb") as handle:
         assert handle.read(8) == PNG_MAGIC
@@ -257,7 +307,11 @@ def test_pretrained_mobilenet_tiny_train(data_dir, tmp_path):
     if not os.path.isfile(weights):
         pytest.skip("MobileNetV2 weights not found in ../weights next to the data folder")
     overrides = [o for o in TINY if not o.startswith(("model.encoder.image_size", "data.limit"))] + [
-        "data.limit=8", "train.max_steps=4", "train.eval_every=2", "train.checkpoint_every=2"]
+        "data.limit=8",
+        "train.max_steps=4",
+        "train.eval_every=2",
+        "train.checkpoint_every=2",
+    ]
     config = load_config(MOBILENET_CONFIG, overrides + [f"data.data_dir={data_dir}"])
     model_dir = str(tmp_path / "model")
     metrics = runner.train(config, model_dir, verbose=0)

@@ -36,8 +36,7 @@ def test_simple_rnn_cell_is_tanh_and_matches_formula():
     x = _x(2, 1, 4)[:, 0]
     h0 = RNG.normal(size=(2, 3)).astype("float32")
     out, _ = cell(x, [h0])
-    expect = np.tanh(x @ cell.kernel.numpy() + h0 @ cell.recurrent_kernel.numpy()
-                     + cell.bias.numpy())
+    expect = np.tanh(x @ cell.kernel.numpy() + h0 @ cell.recurrent_kernel.numpy() + cell.bias.numpy())
     np.testing.assert_allclose(out.numpy(), expect, atol=1e-6)
 
 
@@ -48,10 +47,8 @@ def test_simple_rnn_dropout_kwargs_forwarded():
 
 def test_peephole_equals_lstm_with_zero_peepholes():
     x = _x()
-    lstm = keras.layers.RNN(keras.layers.LSTMCell(6), return_sequences=True,
-                            return_state=True)
-    peep = keras.layers.RNN(PeepholeLSTMCell(6), return_sequences=True,
-                            return_state=True)
+    lstm = keras.layers.RNN(keras.layers.LSTMCell(6), return_sequences=True, return_state=True)
+    peep = keras.layers.RNN(PeepholeLSTMCell(6), return_sequences=True, return_state=True)
     lstm(x)
     peep(x)
     pc, lc = peep.cell, lstm.cell
@@ -97,8 +94,7 @@ def test_peephole_gradients_reach_peephole_weights():
 
 
 def test_peephole_dropout_training_runs_and_inference_deterministic():
-    layer = keras.layers.RNN(PeepholeLSTMCell(4, dropout=0.5,
-                                              recurrent_dropout=0.5, seed=1))
+    layer = keras.layers.RNN(PeepholeLSTMCell(4, dropout=0.5, recurrent_dropout=0.5, seed=1))
     x = _x()
     a, b = layer(x, training=False), layer(x, training=False)
     np.testing.assert_allclose(a.numpy(), b.numpy())
@@ -107,8 +103,7 @@ def test_peephole_dropout_training_runs_and_inference_deterministic():
 
 def test_peephole_save_load_roundtrip(tmp_path):
     inp = keras.Input((None, 4))
-    out = keras.layers.RNN(PeepholeLSTMCell(5, peephole_initializer="ones"),
-                           return_sequences=True)(inp)
+    out = keras.layers.RNN(PeepholeLSTMCell(5, peephole_initializer="ones"), return_sequences=True)(inp)
     model = keras.Model(inp, out)
     cfg = model.layers[1].cell.get_config()
     assert cfg["units"] == 5 and "peephole_initializer" in cfg
@@ -133,8 +128,7 @@ def test_each_kind_in_rnn_with_masking(kind):
     assert len(states) == state_count(kind)
     short = layer(x[1:2, :3])
     for s_full, s_short in zip(states, short[1:]):
-        np.testing.assert_allclose(s_full.numpy()[1:2], s_short.numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose(s_full.numpy()[1:2], s_short.numpy(), atol=1e-5)
     # The whole-sequence layer from the registry agrees with the plain cell.
     fast = make_rnn_layer(kind, 5)
     fast(x)

@@ -33,7 +33,7 @@ def _anki_file():
 def _pad(rows, length):
     out = np.zeros((len(rows), length), "int32")
     for i, row in enumerate(rows):
-        out[i, :len(row)] = row
+        out[i, : len(row)] = row
     return out
 
 
@@ -54,11 +54,17 @@ def batches(tmp_path_factory):
 def _train(batches, encoder, decoder):
     (source, target_in, target_out), source_vocab, target_vocab = batches
     keras.utils.set_random_seed(0)
-    config = config_from_dict({
-        "data": {"path": "unused.tsv"},
-        "model": {"embedding": {"dim": 16}, "encoder": {"units": 16, **encoder},
-                  "decoder": {"units": 24, **decoder}},
-        "train": {"learning_rate": 0.01}})
+    config = config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {
+                "embedding": {"dim": 16},
+                "encoder": {"units": 16, **encoder},
+                "decoder": {"units": 24, **decoder},
+            },
+            "train": {"learning_rate": 0.01},
+        }
+    )
     model = compile_model(build_trainable_model(config, source_vocab, target_vocab), config.train)
     history = model.fit((source, target_in), target_out, batch_size=32, epochs=EPOCHS, verbose=0).history
     assert int(model.optimizer.iterations) == EPOCHS * PAIRS // 32
@@ -89,5 +95,4 @@ def test_input_feeding_trains(batches):
 
 @pytest.mark.slow
 def test_bidirectional_lstm_encoder_with_gru_decoder_bridge_trains(batches):
-    _train(batches, {"cell": "lstm", "bidirectional": True},
-           {"cell": "gru", "attention": "bahdanau", "layers": 1})
+    _train(batches, {"cell": "lstm", "bidirectional": True}, {"cell": "gru", "attention": "bahdanau", "layers": 1})

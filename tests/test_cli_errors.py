@@ -19,11 +19,14 @@ def test_export_refuses_to_replace_a_folder_that_is_not_an_export(tmp_path):
     assert (victim / "thesis.txt").read_text() == "years of work"
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["translate", "--model-dir", "m", "--beam-size", "0", "x"], "--beam-size: must be a positive integer"),
-    (["translate", "--model-dir", "m", "--n-best", "-1", "x"], "--n-best: must be a positive integer"),
-    (["translate", "--model-dir", "m", "--length-penalty", "nan", "x"], "must be a finite number >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["translate", "--model-dir", "m", "--beam-size", "0", "x"], "--beam-size: must be a positive integer"),
+        (["translate", "--model-dir", "m", "--n-best", "-1", "x"], "--n-best: must be a positive integer"),
+        (["translate", "--model-dir", "m", "--length-penalty", "nan", "x"], "must be a finite number >= 0"),
+    ],
+)
 def test_invalid_decoding_flags_are_rejected_by_name(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -31,12 +34,15 @@ def test_invalid_decoding_flags_are_rejected_by_name(argv, fragment, capsys):
     assert fragment in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["translate", "--saved-model", "e", "--n-best", "3", "x"], "need --model-dir"),
-    (["translate", "--saved-model", "e", "--beam-size", "3", "x"], "need --model-dir"),
-    (["translate", "--model-dir", "m", "--n-best", "4", "--beam-size", "2", "x"], "--n-best (4) must be <="),
-    (["translate", "--model-dir", "m", "--n-best", "2", "--strategy", "greedy", "x"], "needs beam search"),
-])
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["translate", "--saved-model", "e", "--n-best", "3", "x"], "need --model-dir"),
+        (["translate", "--saved-model", "e", "--beam-size", "3", "x"], "need --model-dir"),
+        (["translate", "--model-dir", "m", "--n-best", "4", "--beam-size", "2", "x"], "--n-best (4) must be <="),
+        (["translate", "--model-dir", "m", "--n-best", "2", "--strategy", "greedy", "x"], "needs beam search"),
+    ],
+)
 def test_conflicting_flags_name_both(argv, fragment, capsys):
     assert main(argv) == 2
     assert fragment in capsys.readouterr().err
@@ -69,12 +75,26 @@ def test_captioning_with_no_readable_images_stops_before_writing_anything(tmp_pa
     captions.write_text("a.jpg#0\ta dog runs .\n", encoding="utf-8")
     split = tmp_path / "train.txt"
     split.write_text("a.jpg\n", encoding="utf-8")
-    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "captioning",
-                          "flickr8k_scratch.yaml")
+    config = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "captioning", "flickr8k_scratch.yaml"
+    )
     model_dir = tmp_path / "model"
-    code = main(["train", config, "--model-dir", str(model_dir), "--set", f"data.data_dir={tmp_path}",
-                 "--set", f"data.captions_file={captions}", "--set", f"data.image_dir={tmp_path / 'nowhere'}",
-                 "--set", f"data.train_split_file={split}"])
+    code = main(
+        [
+            "train",
+            config,
+            "--model-dir",
+            str(model_dir),
+            "--set",
+            f"data.data_dir={tmp_path}",
+            "--set",
+            f"data.captions_file={captions}",
+            "--set",
+            f"data.image_dir={tmp_path / 'nowhere'}",
+            "--set",
+            f"data.train_split_file={split}",
+        ]
+    )
     assert code == 2
     assert "no training image has both a readable file and a caption" in capsys.readouterr().err
     assert not model_dir.exists()

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import yaml
 from conftest import write_synthetic_parallel
 
@@ -36,13 +35,36 @@ def test_evaluate_given_files_matches_the_sacrebleu_command_line(synthetic_model
     shutil.copytree(synthetic_model_dir, model_dir)
     source, reference = _files(tmp_path)
     hypotheses = str(tmp_path / "hyp.txt")
-    assert main(["--quiet", "evaluate", "--model-dir", model_dir, "--source", source, "--references", reference,
-                 "--hypotheses", hypotheses, "--per-sentence", "--wmt-language", "de"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "evaluate",
+                "--model-dir",
+                model_dir,
+                "--source",
+                source,
+                "--references",
+                reference,
+                "--hypotheses",
+                hypotheses,
+                "--per-sentence",
+                "--wmt-language",
+                "de",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["sentences"] == 4 and len(open(hypotheses, encoding="utf-8").read().splitlines()) == 4
     assert len(metrics["per_sentence"]["scores"]) == 4 and "bleu_wmt_lc_norm_tok" in metrics
-    done = subprocess.run([sys.executable, "-m", "sacrebleu", reference, "-i", hypotheses, "-m", "bleu", "chrf",
-                           "ter", "-f", "json"], capture_output=True, text=True, timeout=120, env=ENV)
+    done = subprocess.run(
+        [sys.executable, "-m", "sacrebleu", reference, "-i", hypotheses, "-m", "bleu", "chrf", "ter", "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
     assert done.returncode == 0, done.stderr
     reported = {entry["name"]: entry for entry in json.loads(done.stdout)}
     assert reported["BLEU"]["score"] == round(metrics["bleu"]["score"], 1)
@@ -52,8 +74,10 @@ def test_evaluate_given_files_matches_the_sacrebleu_command_line(synthetic_model
     assert saved[f"file:{source}"]["bleu"] == metrics["bleu"]
     # a reference file of another length is one error line naming it
     (tmp_path / "short.txt").write_text("A B C .\n", encoding="utf-8")
-    assert main(["evaluate", "--model-dir", model_dir, "--source", source, "--references",
-                 str(tmp_path / "short.txt")]) == 2
+    assert (
+        main(["evaluate", "--model-dir", model_dir, "--source", source, "--references", str(tmp_path / "short.txt")])
+        == 2
+    )
     assert "short.txt" in capsys.readouterr().err
 
 
@@ -62,13 +86,23 @@ def test_model_dir_evaluates_without_the_data_variable_and_after_a_move(tmp_path
     data.mkdir()
     write_synthetic_parallel(str(data), pairs=80)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"format": "parallel", "source_file": "train.src", "target_file": "train.tgt",
-                 "test_fraction": 0.2, "validation_fraction": 0.1},
-        "tokenizer": {"kind": "word", "source_vocab_size": 40, "target_vocab_size": 40},
-        "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-        "train": {"batch_size": 8, "max_steps": 2, "eval_every": 2, "checkpoint_every": 2},
-        "decode": {"beam_size": 1, "max_length": 6}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "format": "parallel",
+                    "source_file": "train.src",
+                    "target_file": "train.tgt",
+                    "test_fraction": 0.2,
+                    "validation_fraction": 0.1,
+                },
+                "tokenizer": {"kind": "word", "source_vocab_size": 40, "target_vocab_size": 40},
+                "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
+                "train": {"batch_size": 8, "max_steps": 2, "eval_every": 2, "checkpoint_every": 2},
+                "decode": {"beam_size": 1, "max_length": 6},
+            }
+        )
+    )
     monkeypatch.setenv("SEQ2SEQ_DATA_DIR", str(data))
     assert main(["--quiet", "train", str(config), "--model-dir", str(tmp_path / "m")]) == 0
     monkeypatch.delenv("SEQ2SEQ_DATA_DIR")
@@ -88,8 +122,11 @@ def test_model_dir_evaluates_without_the_data_variable_and_after_a_move(tmp_path
 def test_zero_test_fraction_is_refused_before_training(tmp_path, capsys):
     source, target = write_synthetic_parallel(str(tmp_path), pairs=40)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"data": {"format": "parallel", "source_file": source, "target_file": target,
-                                               "test_fraction": 0.0}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"data": {"format": "parallel", "source_file": source, "target_file": target, "test_fraction": 0.0}}
+        )
+    )
     assert main(["train", str(config), "--model-dir", str(tmp_path / "m")]) == 2
     assert "data.test_fraction: 0 leaves the test split empty" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "m")
@@ -97,19 +134,29 @@ def test_zero_test_fraction_is_refused_before_training(tmp_path, capsys):
 
 def test_second_train_on_a_locked_model_dir_is_refused_at_once(tmp_path, capsys):
     model_dir = tmp_path / "m"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from seq2seq.run_lock import ModelDirLock
         with ModelDirLock({str(model_dir)!r}, command="seq2seq train holder"):
             print("locked", flush=True)
             time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True, env=ENV)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         source, target = write_synthetic_parallel(str(tmp_path), pairs=40)
         config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump({"data": {"format": "parallel", "source_file": source,
-                                                   "target_file": target}}))
+        config.write_text(
+            yaml.safe_dump({"data": {"format": "parallel", "source_file": source, "target_file": target}})
+        )
         assert main(["train", str(config), "--model-dir", str(model_dir)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(model_dir) in err[0] and str(holder.pid) in err[0]
@@ -119,9 +166,13 @@ def test_second_train_on_a_locked_model_dir_is_refused_at_once(tmp_path, capsys)
 
 
 def test_a_bad_stdin_line_is_named_and_the_others_translated(synthetic_model_dir):
-    done = subprocess.run([sys.executable, "-m", "seq2seq.cli", "--quiet", "translate", "--model-dir",
-                           synthetic_model_dir], input=b"a b .\n\xff\xfe bad\nb a .\n", capture_output=True,
-                          timeout=300, env=ENV)
+    done = subprocess.run(
+        [sys.executable, "-m", "seq2seq.cli", "--quiet", "translate", "--model-dir", synthetic_model_dir],
+        input=b"a b .\n\xff\xfe bad\nb a .\n",
+        capture_output=True,
+        timeout=300,
+        env=ENV,
+    )
     assert done.returncode == 1
     assert len(done.stdout.decode().splitlines()) == 2
     errors = [line for line in done.stderr.decode().splitlines() if line.startswith("error:")]

@@ -10,11 +10,23 @@ from seq2seq.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "translation", "spa_en_demo.yaml")
-TINY = ["data.limit=400", "train.max_steps=12", "train.eval_every=6", "train.checkpoint_every=6",
-        "tokenizer.source_vocab_size=400", "tokenizer.target_vocab_size=400", "model.embedding.dim=16",
-        "model.encoder.units=16", "model.decoder.units=16", "train.batch_size=32", "decode.beam_size=2",
-        "train.max_minutes=null", "train.mixed_precision=null", "data.validation_fraction=0.1",
-        "data.test_fraction=0.1"]
+TINY = [
+    "data.limit=400",
+    "train.max_steps=12",
+    "train.eval_every=6",
+    "train.checkpoint_every=6",
+    "tokenizer.source_vocab_size=400",
+    "tokenizer.target_vocab_size=400",
+    "model.embedding.dim=16",
+    "model.encoder.units=16",
+    "model.decoder.units=16",
+    "train.batch_size=32",
+    "decode.beam_size=2",
+    "train.max_minutes=null",
+    "train.mixed_precision=null",
+    "data.validation_fraction=0.1",
+    "data.test_fraction=0.1",
+]
 
 
 def data_dir_or_skip():
@@ -32,16 +44,25 @@ def overrides(values):
 def trained(tmp_path_factory):
     data_dir = data_dir_or_skip()
     model_dir = str(tmp_path_factory.mktemp("cli") / "model")
-    code = main(["--quiet", "train", CONFIG, "--model-dir", model_dir,
-                 *overrides(TINY + [f"data.data_dir={data_dir}"])])
+    code = main(
+        ["--quiet", "train", CONFIG, "--model-dir", model_dir, *overrides(TINY + [f"data.data_dir={data_dir}"])]
+    )
     assert code == 0
     return model_dir, data_dir
 
 
 def test_train_writes_a_self_contained_model_dir(trained):
     model_dir, _ = trained
-    for name in ("config.yaml", "tokenizers/source.model", "tokenizers/target.model", "best.weights.h5",
-                 "model.keras", "metrics.json", "train_log.csv", "checkpoints/ckpt-12.weights.h5"):
+    for name in (
+        "config.yaml",
+        "tokenizers/source.model",
+        "tokenizers/target.model",
+        "best.weights.h5",
+        "model.keras",
+        "metrics.json",
+        "train_log.csv",
+        "checkpoints/ckpt-12.weights.h5",
+    ):
         assert os.path.exists(os.path.join(model_dir, name)), name
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))["test"]
     assert metrics["steps"] == 12 and metrics["sentences"] > 0
@@ -75,22 +96,46 @@ def test_evaluate_prints_metrics_json(trained, capsys):
 def test_train_again_resumes_from_last_step(trained, capsys):
     model_dir, data_dir = trained
     capsys.readouterr()
-    code = main(["--quiet", "train", CONFIG, "--model-dir", model_dir,
-                 *overrides(TINY + [f"data.data_dir={data_dir}", "train.max_steps=18"])])
+    code = main(
+        [
+            "--quiet",
+            "train",
+            CONFIG,
+            "--model-dir",
+            model_dir,
+            *overrides(TINY + [f"data.data_dir={data_dir}", "train.max_steps=18"]),
+        ]
+    )
     assert code == 0
-    report = json.loads(capsys.readouterr().out.split("\n{\"source\"")[0])
+    report = json.loads(capsys.readouterr().out.split('\n{"source"')[0])
     assert report["steps"] == 18
 
 
 def test_incompatible_config_change_is_refused(trained, capsys):
     model_dir, data_dir = trained
-    code = main(["--quiet", "train", CONFIG, "--model-dir", model_dir,
-                 *overrides(TINY + [f"data.data_dir={data_dir}", "model.decoder.units=32"])])
+    code = main(
+        [
+            "--quiet",
+            "train",
+            CONFIG,
+            "--model-dir",
+            model_dir,
+            *overrides(TINY + [f"data.data_dir={data_dir}", "model.decoder.units=32"]),
+        ]
+    )
     assert code == 2
     assert "model.decoder.units: saved 16, now 32" in capsys.readouterr().err
     # data.limit made the splits and the tokenizers' training text: changing it is refused too
-    code = main(["--quiet", "train", CONFIG, "--model-dir", model_dir,
-                 *overrides(TINY + [f"data.data_dir={data_dir}", "data.limit=500"])])
+    code = main(
+        [
+            "--quiet",
+            "train",
+            CONFIG,
+            "--model-dir",
+            model_dir,
+            *overrides(TINY + [f"data.data_dir={data_dir}", "data.limit=500"]),
+        ]
+    )
     assert code == 2
     assert "data.limit: saved 400, now 500" in capsys.readouterr().err
 

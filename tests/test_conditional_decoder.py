@@ -7,18 +7,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq.model.conditional_decoder import ConditionalDecoder
 from seq2seq.config import ConfigError, config_from_dict
+from seq2seq.model.conditional_decoder import ConditionalDecoder
 from seq2seq.model.seq2seq import build_model
 from seq2seq.training.fit import compile_model
 from seq2seq.training.trainer import build_trainable_model
 
 
 def cgru_config(**decoder):
-    values = {"data": {"path": "unused.tsv"},
-              "model": {"embedding": {"dim": 16}, "encoder": {"units": 12},
-                        "decoder": {"type": "conditional", "units": 24, **decoder}},
-              "train": {"max_steps": 10, "learning_rate": 0.01}}
+    values = {
+        "data": {"path": "unused.tsv"},
+        "model": {
+            "embedding": {"dim": 16},
+            "encoder": {"units": 12},
+            "decoder": {"type": "conditional", "units": 24, **decoder},
+        },
+        "train": {"max_steps": 10, "learning_rate": 0.01},
+    }
     return config_from_dict(values)
 
 
@@ -43,7 +48,8 @@ def gru(cell, x, h):
 
 def test_step_follows_the_cgru_equations():
     """s' = GRU1(E y, s); c = Σ α C with α from the additive score queried with s'; s_new = GRU2(c, s');
-    logits = W_o tanh(W_t [s_new; c; E y] + b_t) + b_o."""
+    logits = W_o tanh(W_t [s_new; c; E y] + b_t) + b_o.
+    """
     model = build_model(cgru_config(), 20, 20)
     dec = model.decoder
     source, target_in = batch()
@@ -64,8 +70,9 @@ def test_step_follows_the_cgru_equations():
     alpha /= alpha.sum(-1, keepdims=True)
     context = np.einsum("bt,btd->bd", alpha, memory)
     s2 = gru(dec.transition_2, context, s1)
-    hidden = np.tanh(np.concatenate([s2, context, e], -1) @ dec.deep_output.kernel.numpy()
-                     + dec.deep_output.bias.numpy())
+    hidden = np.tanh(
+        np.concatenate([s2, context, e], -1) @ dec.deep_output.kernel.numpy() + dec.deep_output.bias.numpy()
+    )
     expected = hidden @ dec.output_projection.kernel.numpy() + dec.output_projection.bias.numpy()
 
     np.testing.assert_allclose(weights.numpy(), alpha, atol=1e-6)
@@ -73,8 +80,9 @@ def test_step_follows_the_cgru_equations():
     np.testing.assert_allclose(logits.numpy(), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [{}, {"attention": "luong", "layer_norm": True},
-                                     {"output_dropout": 0.3, "dropout": 0.2}])
+@pytest.mark.parametrize(
+    "options", [{}, {"attention": "luong", "layer_norm": True}, {"output_dropout": 0.3, "dropout": 0.2}]
+)
 def test_step_equals_teacher_forcing(options):
     model = build_model(cgru_config(**options), 20, 20)
     source, target_in = batch()
@@ -87,9 +95,15 @@ def test_step_equals_teacher_forcing(options):
 
 
 def test_tied_shared_embeddings_use_one_matrix():
-    values = {"data": {"path": "unused.tsv"}, "tokenizer": {"shared": True},
-              "model": {"embedding": {"dim": 16, "share": True, "tie_output": True}, "encoder": {"units": 12},
-                        "decoder": {"type": "conditional", "units": 24}}}
+    values = {
+        "data": {"path": "unused.tsv"},
+        "tokenizer": {"shared": True},
+        "model": {
+            "embedding": {"dim": 16, "share": True, "tie_output": True},
+            "encoder": {"units": 12},
+            "decoder": {"type": "conditional", "units": 24},
+        },
+    }
     model = build_model(config_from_dict(values), 20, 20)
     assert model.decoder.embedding is model.encoder.embedding
     assert model.decoder.output_projection is None
@@ -127,10 +141,15 @@ def test_trains_and_supports_tbptt():
     assert int(model.optimizer.iterations) == steps + 3  # ceil(5 / 2) updates
 
 
-@pytest.mark.parametrize("key,value,named", [("cell", "lstm", "model.decoder.cell"),
-                                             ("layers", 2, "model.decoder.layers"),
-                                             ("attention", "none", "model.decoder.attention"),
-                                             ("input_feeding", True, "model.decoder.input_feeding")])
+@pytest.mark.parametrize(
+    "key,value,named",
+    [
+        ("cell", "lstm", "model.decoder.cell"),
+        ("layers", 2, "model.decoder.layers"),
+        ("attention", "none", "model.decoder.attention"),
+        ("input_feeding", True, "model.decoder.input_feeding"),
+    ],
+)
 def test_config_rejects_what_the_cgru_cannot_do(key, value, named):
     with pytest.raises(ConfigError, match=named):
         cgru_config(**{key: value})

@@ -13,11 +13,14 @@ def test_defaults_validate():
     assert config.decode.beam_size == 5
 
 
-@pytest.mark.parametrize("override,key", [
-    ("model.decoder.celll=gru", "model.decoder.celll"),
-    ("trian.max_steps=3", "trian"),
-    ("train.max_steps", "train.max_steps"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("model.decoder.celll=gru", "model.decoder.celll"),
+        ("trian.max_steps=3", "trian"),
+        ("train.max_steps", "train.max_steps"),
+    ],
+)
 def test_unknown_or_malformed_override_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         config_from_dict(BASE, [override])
@@ -31,17 +34,20 @@ def test_unknown_key_in_file_names_file_and_key(tmp_path):
     assert str(path) in str(err.value) and "model.decoder.atention" in str(err.value)
 
 
-@pytest.mark.parametrize("override,fragment", [
-    ("decode.beam_size=0", "decode.beam_size: got 0"),
-    ("train.batch_size=-4", "train.batch_size: got -4"),
-    ("model.decoder.cell=transformer", "allowed values: 'simple', 'gru', 'lstm', 'peephole_lstm'"),
-    ("model.decoder.attention=dot", "allowed values: 'bahdanau', 'luong', 'none'"),
-    ("train.max_steps=ten", "train.max_steps: got 'ten'; expected an integer"),
-    ("train.max_steps=true", "expected an integer"),
-    ("decode.n_best=9", "decode.n_best: got 9; must be <= decode.beam_size"),
-    ("data.test_fraction=0.99", "data.test_fraction"),
-    ("model.encoder.trainable=-1", "model.encoder.trainable"),
-])
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        ("decode.beam_size=0", "decode.beam_size: got 0"),
+        ("train.batch_size=-4", "train.batch_size: got -4"),
+        ("model.decoder.cell=transformer", "allowed values: 'simple', 'gru', 'lstm', 'peephole_lstm'"),
+        ("model.decoder.attention=dot", "allowed values: 'bahdanau', 'luong', 'none'"),
+        ("train.max_steps=ten", "train.max_steps: got 'ten'; expected an integer"),
+        ("train.max_steps=true", "expected an integer"),
+        ("decode.n_best=9", "decode.n_best: got 9; must be <= decode.beam_size"),
+        ("data.test_fraction=0.99", "data.test_fraction"),
+        ("model.encoder.trainable=-1", "model.encoder.trainable"),
+    ],
+)
 def test_impossible_values_name_key_and_allowed_values(override, fragment):
     with pytest.raises(ConfigError) as err:
         config_from_dict(BASE, [override])
@@ -49,8 +55,9 @@ def test_impossible_values_name_key_and_allowed_values(override, fragment):
 
 
 def test_override_values_are_parsed_as_yaml():
-    config = config_from_dict(BASE, ["train.max_steps=7", "train.clipnorm=null", "data.lowercase=true",
-                                     "train.learning_rate=1e-4"])
+    config = config_from_dict(
+        BASE, ["train.max_steps=7", "train.clipnorm=null", "data.lowercase=true", "train.learning_rate=1e-4"]
+    )
     assert config.train.max_steps == 7 and config.train.clipnorm is None and config.data.lowercase is True
     assert config.train.learning_rate == pytest.approx(1e-4)
 

@@ -7,15 +7,25 @@ from seq2seq.config import ConfigError, closest_key, config_from_dict, config_ke
 BASE = {"data": {"path": "pairs.txt"}}
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.max_step=5", "unknown config key 'train.max_step'; did you mean 'train.max_steps'? "
-                         "(in override 'train.max_step=5')"),
-    ("trian.max_steps=5", "unknown config key 'trian.max_steps'; did you mean 'train.max_steps'? "
-                          "(in override 'trian.max_steps=5')"),
-    ("model.decoder.atention=luong", "unknown config key 'model.decoder.atention'; did you mean "
-                                     "'model.decoder.attention'? (in override 'model.decoder.atention=luong')"),
-    ("turbo=1", "unknown config key 'turbo' (in override 'turbo=1')"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "train.max_step=5",
+            "unknown config key 'train.max_step'; did you mean 'train.max_steps'? (in override 'train.max_step=5')",
+        ),
+        (
+            "trian.max_steps=5",
+            "unknown config key 'trian.max_steps'; did you mean 'train.max_steps'? (in override 'trian.max_steps=5')",
+        ),
+        (
+            "model.decoder.atention=luong",
+            "unknown config key 'model.decoder.atention'; did you mean "
+            "'model.decoder.attention'? (in override 'model.decoder.atention=luong')",
+        ),
+        ("turbo=1", "unknown config key 'turbo' (in override 'turbo=1')"),
+    ],
+)
 def test_override_suggests_the_closest_key(override, message):
     with pytest.raises(ConfigError) as caught:
         config_from_dict(BASE, [override])
@@ -28,7 +38,8 @@ def test_yaml_key_suggests_the_closest_key_and_lists_the_section(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(str(path))
     assert str(caught.value).startswith(
-        f"{path}: unknown config key 'train.max_step'; did you mean 'train.max_steps'? (known keys here: batch_size, ")
+        f"{path}: unknown config key 'train.max_step'; did you mean 'train.max_steps'? (known keys here: batch_size, "
+    )
     path.write_text("data:\n  path: pairs.txt\ntrain:\n  turbo: true\n")
     with pytest.raises(ConfigError) as caught:
         load_config(str(path))

@@ -18,6 +18,7 @@ from seq2seq.config import ConfigError, config_from_dict
 @contextlib.contextmanager
 def deadline(seconds: int = 5):
     """Fail (instead of hanging the suite) when the body blocks longer than `seconds`."""
+
     def expire(signum, frame):
         raise TimeoutError(f"blocked for more than {seconds} s")
 
@@ -75,8 +76,10 @@ def test_fifo_image_is_skipped_and_named_never_opened(tmp_path):
     with deadline():
         ok, problems = images.check_images([str(image), str(tmp_path)])
     assert ok == []
-    assert problems == [(str(image), "not a regular file (FIFO (named pipe))"),
-                        (str(tmp_path), "not a regular file (directory)")]
+    assert problems == [
+        (str(image), "not a regular file (FIFO (named pipe))"),
+        (str(tmp_path), "not a regular file (directory)"),
+    ]
     (tmp_path / "token.txt").write_text("a.jpg#0\tA dog.\n")
     with deadline():
         items = captioning.read_flickr8k(str(tmp_path / "token.txt"), str(tmp_path))
@@ -95,8 +98,10 @@ def test_huge_line_is_an_error_naming_file_and_line_with_bounded_memory(tmp_path
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 4 << 20, f"peak {peak} bytes while refusing a 64 MiB line"
-    assert str(caught.value) == (f"{path}:2: line longer than 1048576 bytes (data.max_line_bytes); "
-                                 "is this a text file with one example per line?")
+    assert str(caught.value) == (
+        f"{path}:2: line longer than 1048576 bytes (data.max_line_bytes); "
+        "is this a text file with one example per line?"
+    )
 
 
 def test_line_limit_counts_bytes_without_the_line_ending(tmp_path):

@@ -83,8 +83,11 @@ def make_inputs(biases, drifts=None):
     batch = len(biases)
     drifts = zero_bias(batch) if drifts is None else drifts
     state = {"counter": tf.zeros([batch, 1]), "history": tf.zeros([batch, 1])}
-    constants = {"bias": tf.constant(biases, tf.float32), "memory": tf.zeros([batch, MEMORY]),
-                 "drift": tf.constant(drifts, tf.float32)}
+    constants = {
+        "bias": tf.constant(biases, tf.float32),
+        "memory": tf.zeros([batch, MEMORY]),
+        "drift": tf.constant(drifts, tf.float32),
+    }
     return state, constants
 
 
@@ -148,7 +151,8 @@ def enumerate_hypotheses(table, bias, max_length, alpha):
 def reference_beam_search(table, bias, beam_size, max_length, alpha, n_best, drift=None):
     """Plain-Python beam search with the documented semantics (finished beams keep their slot,
     extend with PAD at zero cost and are ranked by their own-length score; every hypothesis that
-    finishes inside the beam is also kept in a separate finished list)."""
+    finishes inside the beam is also kept in a separate finished list).
+    """
     beams = [(0.0, (), False, 0.0)]  # (log_prob, tokens, finished, history); beam 0 only
     done = []
     for t in range(max_length):
@@ -163,8 +167,9 @@ def reference_beam_search(table, bias, beam_size, max_length, alpha, n_best, dri
             for token, token_log_prob in enumerate(row):
                 if token_log_prob != NEG_INF:
                     total = log_prob + token_log_prob
-                    candidates.append((total / lp(t + 1, alpha), total, tokens + (token,),
-                                       token == EOS, True, new_history))
+                    candidates.append(
+                        (total / lp(t + 1, alpha), total, tokens + (token,), token == EOS, True, new_history)
+                    )
         candidates.sort(key=lambda c: c[0], reverse=True)
         beams = []
         for score, log_prob, tokens, finished, new, history in candidates[:beam_size]:
@@ -193,13 +198,13 @@ def test_beam_size_one_equals_greedy(seed):
     state, constants = make_inputs(biases)
     greedy = greedy_decode(step, state, constants, batch_size=3, max_length=7)
     for alpha in (0.0, 1.0):
-        beam = beam_search_decode(step, state, constants, batch_size=3, beam_size=1,
-                                  max_length=7, length_penalty=alpha)
+        beam = beam_search_decode(step, state, constants, batch_size=3, beam_size=1, max_length=7, length_penalty=alpha)
         np.testing.assert_array_equal(beam.ids[:, 0].numpy(), greedy.ids.numpy())
         np.testing.assert_array_equal(beam.lengths[:, 0].numpy(), greedy.lengths.numpy())
         np.testing.assert_array_equal(beam.log_probs[:, 0].numpy(), greedy.scores.numpy())
-    np.testing.assert_array_equal(beam.scores[:, 0].numpy(),
-                                  (greedy.scores / gnmt_length_penalty(greedy.lengths, 1.0)).numpy())
+    np.testing.assert_array_equal(
+        beam.scores[:, 0].numpy(), (greedy.scores / gnmt_length_penalty(greedy.lengths, 1.0)).numpy()
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
@@ -216,23 +221,24 @@ def test_beam_finds_exhaustive_optimum(alpha):
     step = make_step(table)
     state, constants = make_inputs([bias])
     # 32 beams hold every prefix and finished hypothesis: the search is exhaustive.
-    result = beam_search_decode(step, state, constants, batch_size=1, beam_size=32,
-                                max_length=max_length, length_penalty=alpha, n_best=32)
+    result = beam_search_decode(
+        step, state, constants, batch_size=1, beam_size=32, max_length=max_length, length_penalty=alpha, n_best=32
+    )
     for rank in range(n_check):
         score, log_prob, tokens = expected[rank]
         assert trimmed(result.ids[0, rank], result.lengths[0, rank]) == tokens
         assert result.scores[0, rank].numpy() == pytest.approx(score, rel=1e-5)
         assert result.log_probs[0, rank].numpy() == pytest.approx(log_prob, rel=1e-5)
-    np.testing.assert_allclose(result.scores[0, :31].numpy(), [e[0] for e in expected],
-                               rtol=1e-5)
+    np.testing.assert_allclose(result.scores[0, :31].numpy(), [e[0] for e in expected], rtol=1e-5)
     # Only 31 hypotheses exist: the 32nd entry is padding.
     assert result.scores[0, 31].numpy() == NEG_INF
     assert result.lengths[0, 31].numpy() == 0
     assert not np.any(result.ids[0, 31].numpy())
 
     # A narrow beam still returns the optimum on this model.
-    narrow = beam_search_decode(step, state, constants, batch_size=1, beam_size=4,
-                                max_length=max_length, length_penalty=alpha)
+    narrow = beam_search_decode(
+        step, state, constants, batch_size=1, beam_size=4, max_length=max_length, length_penalty=alpha
+    )
     assert trimmed(narrow.ids[0, 0], narrow.lengths[0, 0]) == expected[0][2]
 
 
@@ -247,9 +253,16 @@ def test_beam_matches_python_reference(beam_size, alpha):
         scores = [e[0] for e in expected]
         assert min(np.abs(np.diff(scores))) > 1e-5  # no ties: the order is unambiguous
         state, constants = make_inputs([bias], [drift])
-        result = beam_search_decode(make_step(table), state, constants, batch_size=1,
-                                    beam_size=beam_size, max_length=6, length_penalty=alpha,
-                                    n_best=beam_size)
+        result = beam_search_decode(
+            make_step(table),
+            state,
+            constants,
+            batch_size=1,
+            beam_size=beam_size,
+            max_length=6,
+            length_penalty=alpha,
+            n_best=beam_size,
+        )
         for rank, (score, log_prob, tokens) in enumerate(expected):
             assert trimmed(result.ids[0, rank], result.lengths[0, rank]) == tokens
             assert result.scores[0, rank].numpy() == pytest.approx(score, rel=1e-5)
@@ -262,8 +275,9 @@ def test_nbest_distinct_and_sorted():
     step = make_step(table)
     state, constants = make_inputs(biases)
     alpha = 0.8
-    result = beam_search_decode(step, state, constants, batch_size=2, beam_size=5,
-                                max_length=6, length_penalty=alpha, n_best=5)
+    result = beam_search_decode(
+        step, state, constants, batch_size=2, beam_size=5, max_length=6, length_penalty=alpha, n_best=5
+    )
     assert isinstance(result, BeamResult)
     for b in range(2):
         hyps = [trimmed(result.ids[b, k], result.lengths[b, k]) for k in range(5)]
@@ -281,22 +295,25 @@ def test_length_penalty_changes_ranking_as_formula():
     # alpha=0: log 0.4 = -0.916 > log 0.3159 = -1.152           -> short first.
     # alpha=1: -0.916 / (6/6) = -0.916 < -1.152 / (8/6) = -0.864 -> long first.
     a, b = 4, 5
-    table = table_from_probs({
-        BOS: {EOS: 0.4, a: 0.35, b: 0.25},
-        a: {b: 0.95, a: 0.025, EOS: 0.025},
-        b: {EOS: 0.95, a: 0.025, b: 0.025},
-    })
+    table = table_from_probs(
+        {
+            BOS: {EOS: 0.4, a: 0.35, b: 0.25},
+            a: {b: 0.95, a: 0.025, EOS: 0.025},
+            b: {EOS: 0.95, a: 0.025, b: 0.025},
+        }
+    )
     step = make_step(table)
     state, constants = make_inputs(zero_bias())
     short, long_ = (EOS,), (a, b, EOS)
     log_p = {short: math.log(0.4), long_: math.log(0.35 * 0.95 * 0.95)}
     for alpha, order in ((0.0, (short, long_)), (1.0, (long_, short))):
-        result = beam_search_decode(step, state, constants, batch_size=1, beam_size=4,
-                                    max_length=4, length_penalty=alpha, n_best=2)
+        result = beam_search_decode(
+            step, state, constants, batch_size=1, beam_size=4, max_length=4, length_penalty=alpha, n_best=2
+        )
         got = tuple(trimmed(result.ids[0, k], result.lengths[0, k]) for k in range(2))
         assert got == order
         for k, tokens in enumerate(order):
-            expected = log_p[tokens] / (((5.0 + len(tokens)) ** alpha) / (6.0 ** alpha))
+            expected = log_p[tokens] / (((5.0 + len(tokens)) ** alpha) / (6.0**alpha))
             assert result.scores[0, k].numpy() == pytest.approx(expected, rel=1e-6)
             assert result.log_probs[0, k].numpy() == pytest.approx(log_p[tokens], rel=1e-6)
             assert result.lengths[0, k].numpy() == len(tokens)
@@ -313,8 +330,7 @@ def test_decoding_stops_at_max_length():
     np.testing.assert_array_equal(greedy.lengths.numpy(), [5, 5])
     assert not np.any(greedy.ids.numpy() == EOS)
 
-    beam = beam_search_decode(step, state, constants, batch_size=2, beam_size=3,
-                              max_length=5, n_best=3)
+    beam = beam_search_decode(step, state, constants, batch_size=2, beam_size=3, max_length=5, n_best=3)
     assert beam.ids.shape == (2, 3, 5)
     np.testing.assert_array_equal(beam.lengths.numpy(), np.full([2, 3], 5))
     assert not np.any(beam.ids.numpy() == EOS)
@@ -326,8 +342,7 @@ def test_decoding_stops_at_max_length():
     np.testing.assert_array_equal(greedy.lengths.numpy(), [2, 4])
     assert greedy.ids.shape == (2, 4)
     np.testing.assert_array_equal(greedy.ids[0, 2:].numpy(), [PAD, PAD])
-    beam = beam_search_decode(step, state, constants, batch_size=2, beam_size=2,
-                              max_length=limits, n_best=2)
+    beam = beam_search_decode(step, state, constants, batch_size=2, beam_size=2, max_length=limits, n_best=2)
     np.testing.assert_array_equal(beam.lengths.numpy(), [[2, 2], [4, 4]])
     np.testing.assert_array_equal(beam.ids[0, :, 2:].numpy(), np.zeros([2, 2]))
 
@@ -348,16 +363,16 @@ def test_batch_equals_individual(beam_size):
 
     def run(st, const, batch, limit):
         if beam_size:
-            return beam_search_decode(step, st, const, batch_size=batch, beam_size=beam_size,
-                                      max_length=limit, length_penalty=0.7, n_best=2)
+            return beam_search_decode(
+                step, st, const, batch_size=batch, beam_size=beam_size, max_length=limit, length_penalty=0.7, n_best=2
+            )
         return greedy_decode(step, st, const, batch_size=batch, max_length=limit)
 
     together = run(state, constants, 3, tf.constant(limits))
     for i in range(3):
         alone = run(*make_inputs([biases[i]]), 1, limits[i])
         np.testing.assert_array_equal(alone.lengths[0].numpy(), together.lengths[i].numpy())
-        np.testing.assert_allclose(alone.scores[0].numpy(), together.scores[i].numpy(),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(alone.scores[0].numpy(), together.scores[i].numpy(), rtol=1e-6)
         time = alone.ids.shape[-1]
         np.testing.assert_array_equal(alone.ids[0].numpy(), together.ids[i, ..., :time].numpy())
         assert not np.any(together.ids[i, ..., time:].numpy())
@@ -378,12 +393,10 @@ def test_finished_beams_stay_finished():
     state, constants = make_inputs(biases)
     greedy = greedy_decode(step, state, constants, batch_size=2, max_length=8)
     sampled = sample_decode(step, state, constants, batch_size=2, max_length=8, seed=3)
-    beam = beam_search_decode(step, state, constants, batch_size=2, beam_size=4,
-                              max_length=8, n_best=4)
+    beam = beam_search_decode(step, state, constants, batch_size=2, beam_size=4, max_length=8, n_best=4)
     rows = [(b, greedy.ids[b], greedy.lengths[b], greedy.scores[b]) for b in range(2)]
     rows += [(b, sampled.ids[b], sampled.lengths[b], sampled.scores[b]) for b in range(2)]
-    rows += [(b, beam.ids[b, k], beam.lengths[b, k], beam.log_probs[b, k])
-             for b in range(2) for k in range(4)]
+    rows += [(b, beam.ids[b, k], beam.lengths[b, k], beam.log_probs[b, k]) for b in range(2) for k in range(4)]
     for b, ids, length, score in rows:
         ids, length = ids.numpy(), int(length)
         eos_positions = np.flatnonzero(ids == EOS)
@@ -401,8 +414,7 @@ def test_sampling_top_k_1_equals_greedy(seed):
     step = make_step(table)
     state, constants = make_inputs(eos_bias([0.0, -2.0, 1.0]))
     greedy = greedy_decode(step, state, constants, batch_size=3, max_length=9)
-    sampled = sample_decode(step, state, constants, batch_size=3, max_length=9,
-                            temperature=0.7, top_k=1, seed=seed)
+    sampled = sample_decode(step, state, constants, batch_size=3, max_length=9, temperature=0.7, top_k=1, seed=seed)
     assert isinstance(sampled, DecodeResult)
     np.testing.assert_array_equal(sampled.ids.numpy(), greedy.ids.numpy())
     np.testing.assert_array_equal(sampled.lengths.numpy(), greedy.lengths.numpy())
@@ -414,8 +426,7 @@ def test_sampling_respects_top_k():
     batch = 64
     step = make_step(table)
     state, constants = make_inputs(zero_bias(batch))
-    result = sample_decode(step, state, constants, batch_size=batch, max_length=6,
-                           temperature=3.0, top_k=2, seed=5)
+    result = sample_decode(step, state, constants, batch_size=batch, max_length=6, temperature=3.0, top_k=2, seed=5)
     ids, lengths = result.ids.numpy(), result.lengths.numpy()
     seen_second_choice = False
     for b in range(batch):
@@ -426,8 +437,7 @@ def test_sampling_respects_top_k():
             seen_second_choice |= token == top2[1]
             prev = token
     assert seen_second_choice  # really sampling, not arg-max
-    again = sample_decode(step, state, constants, batch_size=batch, max_length=6,
-                          temperature=3.0, top_k=2, seed=5)
+    again = sample_decode(step, state, constants, batch_size=batch, max_length=6, temperature=3.0, top_k=2, seed=5)
     np.testing.assert_array_equal(again.ids.numpy(), ids)  # seeded => reproducible
 
 
@@ -443,20 +453,31 @@ class ToyDecoder(tf.Module):
         attention = tf.one_hot(ids % MEMORY, MEMORY) + 0.0 * constants["memory"]
         return logits, {"counter": state["counter"] + 1.0}, attention
 
-    @tf.function(input_signature=[tf.TensorSpec([None, VOCAB], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, VOCAB], tf.float32), tf.TensorSpec([None], tf.int32)])
     def decode(self, bias, max_length):
         batch = tf.shape(bias)[0]
         state = {"counter": tf.zeros([batch, 1])}
         constants = {"bias": bias, "memory": tf.zeros([batch, MEMORY])}
-        greedy = greedy_decode(self._step, state, constants, batch, max_length,
-                               return_attention=True)
-        beam = beam_search_decode(self._step, state, constants, batch, beam_size=3,
-                                  max_length=max_length, length_penalty=0.6, n_best=2,
-                                  return_attention=True)
-        return {"greedy_ids": greedy.ids, "greedy_scores": greedy.scores,
-                "greedy_attention": greedy.attention, "beam_ids": beam.ids,
-                "beam_scores": beam.scores, "beam_attention": beam.attention}
+        greedy = greedy_decode(self._step, state, constants, batch, max_length, return_attention=True)
+        beam = beam_search_decode(
+            self._step,
+            state,
+            constants,
+            batch,
+            beam_size=3,
+            max_length=max_length,
+            length_penalty=0.6,
+            n_best=2,
+            return_attention=True,
+        )
+        return {
+            "greedy_ids": greedy.ids,
+            "greedy_scores": greedy.scores,
+            "greedy_attention": greedy.attention,
+            "beam_ids": beam.ids,
+            "beam_scores": beam.scores,
+            "beam_attention": beam.attention,
+        }
 
 
 def test_decoding_in_tf_function_and_saved_model(tmp_path):
@@ -473,14 +494,26 @@ def test_decoding_in_tf_function_and_saved_model(tmp_path):
         from_saved = restored.decode(tf.constant(biases), tf.constant(limits))
         state, constants = make_inputs(biases)
         batch = len(biases)
-        greedy = greedy_decode(step, state, constants, batch, tf.constant(limits),
-                               return_attention=True)
-        beam = beam_search_decode(step, state, constants, batch, beam_size=3,
-                                  max_length=tf.constant(limits), length_penalty=0.6,
-                                  n_best=2, return_attention=True)
-        eager = {"greedy_ids": greedy.ids, "greedy_scores": greedy.scores,
-                 "greedy_attention": greedy.attention, "beam_ids": beam.ids,
-                 "beam_scores": beam.scores, "beam_attention": beam.attention}
+        greedy = greedy_decode(step, state, constants, batch, tf.constant(limits), return_attention=True)
+        beam = beam_search_decode(
+            step,
+            state,
+            constants,
+            batch,
+            beam_size=3,
+            max_length=tf.constant(limits),
+            length_penalty=0.6,
+            n_best=2,
+            return_attention=True,
+        )
+        eager = {
+            "greedy_ids": greedy.ids,
+            "greedy_scores": greedy.scores,
+            "greedy_attention": greedy.attention,
+            "beam_ids": beam.ids,
+            "beam_scores": beam.scores,
+            "beam_attention": beam.attention,
+        }
         for key, value in eager.items():
             np.testing.assert_allclose(from_function[key].numpy(), value.numpy(), rtol=1e-6)
             np.testing.assert_allclose(from_saved[key].numpy(), value.numpy(), rtol=1e-6)
@@ -499,24 +532,24 @@ def test_return_attention_shapes():
     table = random_table(12)
     step = make_step(table)
     state, constants = make_inputs(eos_bias([0.5, -2.0]))
-    greedy = greedy_decode(step, state, constants, batch_size=2, max_length=6,
-                           return_attention=True)
+    greedy = greedy_decode(step, state, constants, batch_size=2, max_length=6, return_attention=True)
     time = greedy.ids.shape[1]
     assert greedy.attention.shape == (2, time, MEMORY)
     assert greedy.attention.dtype == tf.float32
-    beam = beam_search_decode(step, state, constants, batch_size=2, beam_size=3,
-                              max_length=6, n_best=3, return_attention=True)
+    beam = beam_search_decode(
+        step, state, constants, batch_size=2, beam_size=3, max_length=6, n_best=3, return_attention=True
+    )
     time = beam.ids.shape[2]
     assert beam.attention.shape == (2, 3, time, MEMORY)
     # Values follow the reordered beams: attention at position t reflects token t-1.
     for b in range(2):
         np.testing.assert_array_equal(
-            greedy.attention[b].numpy(),
-            expected_attention(greedy.ids[b].numpy(), greedy.lengths[b]))
+            greedy.attention[b].numpy(), expected_attention(greedy.ids[b].numpy(), greedy.lengths[b])
+        )
         for k in range(3):
             np.testing.assert_array_equal(
-                beam.attention[b, k].numpy(),
-                expected_attention(beam.ids[b, k].numpy(), beam.lengths[b, k]))
+                beam.attention[b, k].numpy(), expected_attention(beam.ids[b, k].numpy(), beam.lengths[b, k])
+            )
     assert greedy_decode(step, state, constants, 2, 6).attention is None
     assert beam_search_decode(step, state, constants, 2, 3, 6).attention is None
 

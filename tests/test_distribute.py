@@ -110,8 +110,9 @@ def _free_ports(n: int) -> list:
 
 
 def test_mirrored_matches_single_device():
-    out = subprocess.run([sys.executable, "-c", _MIRRORED.format(root=ROOT)], capture_output=True, text=True,
-                         env=_env(), timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _MIRRORED.format(root=ROOT)], capture_output=True, text=True, env=_env(), timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = _last_json(out.stdout)
     assert result["replicas"] == [1, 2]
@@ -130,9 +131,15 @@ def test_multi_worker_two_local_workers(tmp_path):
         scratch = tmp_path / f"scratch{index}"
         scratch.mkdir()
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen([sys.executable, "-c", _WORKER.format(root=ROOT), str(model_dir), str(scratch)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      env=_env(TF_CONFIG=tf_config)))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER.format(root=ROOT), str(model_dir), str(scratch)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(TF_CONFIG=tf_config),
+            )
+        )
     outputs = []
     try:
         for proc in procs:
@@ -159,14 +166,23 @@ def test_multi_worker_two_local_workers(tmp_path):
 
 def _run_workers(tmp_path, argv_for, count=2, timeout=300):
     """Start `count` local workers of one cluster (worker i runs `argv_for(i)`); returns their
-    (returncode, stdout, stderr) in worker order, killing any still running on failure."""
+    (returncode, stdout, stderr) in worker order, killing any still running on failure.
+    """
     ports = _free_ports(count)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     procs = []
     for index in range(count):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(argv_for(index), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      env=_env(TF_CONFIG=tf_config), cwd=str(tmp_path)))
+        procs.append(
+            subprocess.Popen(
+                argv_for(index),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(TF_CONFIG=tf_config),
+                cwd=str(tmp_path),
+            )
+        )
     try:
         outputs = [proc.communicate(timeout=timeout) for proc in procs]
         return [(proc.returncode, *output) for proc, output in zip(procs, outputs)]
@@ -179,30 +195,57 @@ def _run_workers(tmp_path, argv_for, count=2, timeout=300):
 def test_multi_worker_cli_translation(tmp_path):
     """`seq2seq train` in two worker processes: the chief alone writes the model directory (config,
     SentencePiece tokenizers, checkpoints, log, model, metrics); the other worker waits for the chief's
-    tokenizers, trains in lockstep and returns without evaluating."""
+    tokenizers, trains in lockstep and returns without evaluating.
+    """
     import yaml
     from conftest import write_synthetic_parallel
 
     source, target = write_synthetic_parallel(str(tmp_path), pairs=300)
     config = {
         "task": "translation",
-        "data": {"format": "parallel", "source_file": source, "target_file": target,
-                 "validation_fraction": 0.1, "test_fraction": 0.1},
-        "tokenizer": {"kind": "sentencepiece", "byte_fallback": False, "source_vocab_size": 30,
-                      "target_vocab_size": 30},
+        "data": {
+            "format": "parallel",
+            "source_file": source,
+            "target_file": target,
+            "validation_fraction": 0.1,
+            "test_fraction": 0.1,
+        },
+        "tokenizer": {
+            "kind": "sentencepiece",
+            "byte_fallback": False,
+            "source_vocab_size": 30,
+            "target_vocab_size": 30,
+        },
         "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-        "train": {"strategy": "multi_worker_mirrored", "batch_size": 16, "max_steps": 6, "eval_every": 3,
-                  "checkpoint_every": 3, "validation_batches": 1},
+        "train": {
+            "strategy": "multi_worker_mirrored",
+            "batch_size": 16,
+            "max_steps": 6,
+            "eval_every": 3,
+            "checkpoint_every": 3,
+            "validation_batches": 1,
+        },
         "decode": {"strategy": "greedy", "max_length": 12},
     }
     config_path = tmp_path / "mw.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     model_dir = tmp_path / "model"
-    results = _run_workers(tmp_path, lambda index: [sys.executable, "-m", "seq2seq.cli", "--quiet", "train",
-                                                    str(config_path), "--model-dir", str(model_dir)])
+    results = _run_workers(
+        tmp_path,
+        lambda index: [
+            sys.executable,
+            "-m",
+            "seq2seq.cli",
+            "--quiet",
+            "train",
+            str(config_path),
+            "--model-dir",
+            str(model_dir),
+        ],
+    )
     for code, _, stderr in results:
         assert code == 0, stderr[-3000:]
-    chief, worker = (json.loads(stdout[stdout.index("{"):stdout.index("\n}") + 2]) for _, stdout, _ in results)
+    chief, worker = (json.loads(stdout[stdout.index("{") : stdout.index("\n}") + 2]) for _, stdout, _ in results)
     assert chief["steps"] == worker["steps"] == 6
     assert "sacrebleu" in chief and "sacrebleu" not in worker
     assert sorted(os.listdir(model_dir / "checkpoints")) == ["ckpt-3.weights.h5", "ckpt-6.weights.h5"]

@@ -18,24 +18,26 @@ def _write(path, lines):
 
 @pytest.fixture
 def glove(tmp_path):
-    return _write(tmp_path / "glove.txt", [
-        "the 0.1 0.2 0.3",
-        "cat 1 0 0",
-        "dog 0 1 0",
-        "paris 0 0 1",
-        "cat 9 9 9",            # duplicate: first occurrence wins
-        "unrelated 5 5 5",
-    ])
+    return _write(
+        tmp_path / "glove.txt",
+        [
+            "the 0.1 0.2 0.3",
+            "cat 1 0 0",
+            "dog 0 1 0",
+            "paris 0 0 1",
+            "cat 9 9 9",  # duplicate: first occurrence wins
+            "unrelated 5 5 5",
+        ],
+    )
 
 
 def test_pretrained_embedding_coverage_counts_glove(glove):
     matrix, cov = load_pretrained_vectors(glove, VOCAB, 3)
     assert matrix.shape == (8, 3) and matrix.dtype == np.float32
-    assert cov == {"found": 3, "total": 7, "fraction": 3 / 7, "exact": 2,
-                   "lowercase": 1}
+    assert cov == {"found": 3, "total": 7, "fraction": 3 / 7, "exact": 2, "lowercase": 1}
     np.testing.assert_array_equal(matrix[4], [1, 0, 0])
     np.testing.assert_array_equal(matrix[6], [0, 0, 1])  # Paris -> paris
-    assert not matrix[0].any()                           # PAD row zeros
+    assert not matrix[0].any()  # PAD row zeros
     assert matrix[7].any() and np.isfinite(matrix).all()  # zebra random
     again, _ = load_pretrained_vectors(glove, VOCAB, 3, seed=0)
     np.testing.assert_array_equal(matrix, again)
@@ -115,7 +117,7 @@ from seq2seq.word_vectors import apply_pretrained_embeddings, lookup_words, toke
 
 DIM = 8
 ENGLISH = sorted(set(_SYNTHETIC_LEXICON.values()))  # 17 words
-SPANISH = sorted(_SYNTHETIC_LEXICON)                # 18 words
+SPANISH = sorted(_SYNTHETIC_LEXICON)  # 18 words
 
 
 def _vectors(words, seed):
@@ -137,13 +139,26 @@ def _write_vectors(path, table, header=False):
 def _train_values(source, target, **sections):
     values = {
         "task": "translation",
-        "data": {"format": "parallel", "source_file": source, "target_file": target, "lowercase": True,
-                 "validation_fraction": 0.05, "test_fraction": 0.05, "max_source_length": 12,
-                 "max_target_length": 12},
+        "data": {
+            "format": "parallel",
+            "source_file": source,
+            "target_file": target,
+            "lowercase": True,
+            "validation_fraction": 0.05,
+            "test_fraction": 0.05,
+            "max_source_length": 12,
+            "max_target_length": 12,
+        },
         "tokenizer": {"kind": "word", "source_vocab_size": 64, "target_vocab_size": 64},
         "model": {"embedding": {"dim": DIM}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-        "train": {"batch_size": 32, "max_steps": 6, "eval_every": 6, "checkpoint_every": 6,
-                  "validation_batches": 1, "learning_rate": 0.05},
+        "train": {
+            "batch_size": 32,
+            "max_steps": 6,
+            "eval_every": 6,
+            "checkpoint_every": 6,
+            "validation_batches": 1,
+            "learning_rate": 0.05,
+        },
         "decode": {"beam_size": 1, "strategy": "greedy", "batch_size": 64, "max_length": 14},
     }
     for section, keys in sections.items():
@@ -161,8 +176,15 @@ def frozen_model(tmp_path_factory):
     source, target = write_synthetic_parallel(str(folder), pairs=200)
     target_vectors = _write_vectors(folder / "en.vec", _vectors(ENGLISH + ["unused"], 0), header=True)
     source_vectors = _write_vectors(folder / "es.txt", _vectors(SPANISH[:10], 1))
-    values = _train_values(source, target, model__embedding={
-        "pretrained": str(folder / "en.vec"), "source_pretrained": str(folder / "es.txt"), "trainable": False})
+    values = _train_values(
+        source,
+        target,
+        model__embedding={
+            "pretrained": str(folder / "en.vec"),
+            "source_pretrained": str(folder / "es.txt"),
+            "trainable": False,
+        },
+    )
     handler = _Records()
     logging.getLogger("seq2seq").addHandler(handler)
     logging.getLogger("seq2seq").setLevel(logging.INFO)
@@ -227,8 +249,9 @@ def test_pretrained_embedding_cli_embeddings_command(frozen_model, capsys):
     from seq2seq.cli import main
 
     model_dir = frozen_model[0]
-    assert main(["--quiet", "embeddings", "--model-dir", model_dir, "--side", "source", "--word", "gato",
-                 "-k", "2"]) == 0
+    assert (
+        main(["--quiet", "embeddings", "--model-dir", model_dir, "--side", "source", "--word", "gato", "-k", "2"]) == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "gato (source, piece 'gato'):" and len(out) == 4
 
@@ -245,8 +268,9 @@ def _word_tok(words, name):
 
 def test_pretrained_embedding_applied_to_built_model(tmp_path, caplog):
     vectors = _write_vectors(tmp_path / "en.txt", _vectors(["cat", "dog", "house"], 0))
-    values = _train_values("s", "t", model__embedding={"pretrained": "en.txt", "trainable": False},
-                           data={"data_dir": str(tmp_path)})
+    values = _train_values(
+        "s", "t", model__embedding={"pretrained": "en.txt", "trainable": False}, data={"data_dir": str(tmp_path)}
+    )
     config = config_from_dict(values)
     source_tok, target_tok = _word_tok(["gato"], "source"), _word_tok(["cat", "Dog", "tree"], "target")
     model = build_model(config, source_tok.vocab_size, target_tok.vocab_size)
@@ -283,16 +307,25 @@ def test_pretrained_embedding_shared_sentencepiece_tied_fine_tuned(tmp_path, cap
     """tokenizer.shared + model.embedding.share + tie_output, SentencePiece pieces, fine-tuned vectors."""
     source, target = write_synthetic_parallel(str(tmp_path), pairs=300)
     table = _write_vectors(tmp_path / "both.txt", _vectors(ENGLISH + SPANISH, 2))
-    values = _train_values(source, target, tokenizer={"kind": "sentencepiece", "shared": True,
-                                                      "byte_fallback": False, "source_vocab_size": 50},
-                           model__embedding={"pretrained": str(tmp_path / "both.txt"), "share": True,
-                                             "tie_output": True, "trainable": True})
+    values = _train_values(
+        source,
+        target,
+        tokenizer={"kind": "sentencepiece", "shared": True, "byte_fallback": False, "source_vocab_size": 50},
+        model__embedding={
+            "pretrained": str(tmp_path / "both.txt"),
+            "share": True,
+            "tie_output": True,
+            "trainable": True,
+        },
+    )
     model_dir = str(tmp_path / "model")
     with caplog.at_level(logging.INFO, logger="seq2seq"):
         runner.train(config_from_dict(values), model_dir, verbose=0)
     tok_dir = os.path.join(model_dir, "tokenizers")
-    assert open(os.path.join(tok_dir, "source.model"), "rb").read() == \
-        open(os.path.join(tok_dir, "target.model"), "rb").read()
+    assert (
+        open(os.path.join(tok_dir, "source.model"), "rb").read()
+        == open(os.path.join(tok_dir, "target.model"), "rb").read()
+    )
     _, model, source_tok, target_tok = _unpack(runner.load(model_dir))
     assert model.encoder.embedding is model.decoder.embedding and model.decoder.embedding.trainable
     pieces = tokenizer_pieces(target_tok)

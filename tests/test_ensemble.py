@@ -59,8 +59,10 @@ def test_different_target_vocabularies_are_refused(synthetic_model_dir, tmp_path
     target = sorted(n for n in os.listdir(os.path.join(other, "tokenizers")) if n.startswith("target."))[0]
     with open(os.path.join(other, "tokenizers", target), "a", encoding="utf-8") as f:
         f.write(" ")
-    with pytest.raises(ValueError, match=f"{synthetic_model_dir} and {other} have different target vocabularies: "
-                                         f"tokenizers/{target} differs"):
+    with pytest.raises(
+        ValueError,
+        match=f"{synthetic_model_dir} and {other} have different target vocabularies: tokenizers/{target} differs",
+    ):
         runner.load_ensemble([synthetic_model_dir, other])
 
 

@@ -182,6 +182,7 @@ def test_composed_and_decomposed_spellings_score_the_same():
 # --------------------------------------------------------------------------------------------------
 # Sentence BLEU (issue 16 part 3)
 
+
 def test_identical_short_sentence_scores_100():
     result = sentence_bleu("left right", ["left right"])
     assert result["score"] == 100.0
@@ -242,9 +243,11 @@ def test_per_sentence_scores_on_reference_streams():
     assert scores[1]["bleu"] == sentence_bleu(hyps[1], [streams[0][1], streams[1][1]])["score"]
     # chrF of "the cat sat" vs the closer reference "a cat sat": as sacreBLEU's sentence chrF.
     from sacrebleu.metrics import CHRF
+
     assert scores[1]["chrf"] == round(CHRF().sentence_score(hyps[1], [streams[0][1], streams[1][1]]).score, 10)
     assert per_sentence_signatures(2) == {
         "bleu": "nrefs:2|case:mixed|eff:yes|tok:13a|smooth:exp|version:2.6.0",
-        "chrf": "nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"}
+        "chrf": "nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0",
+    }
     with pytest.raises(ValueError, match=r"reference stream 1 has 1 entries but there are 2 hypotheses"):
         per_sentence_scores(hyps, [["a", "b"], ["c"]])

@@ -51,8 +51,9 @@ def _as_python(outputs: dict) -> dict:
     for key, value in outputs.items():
         array = value.numpy()
         if value.dtype == tf.string:
-            result[key] = [[b.decode("utf-8") for b in row] if array.ndim == 2 else row.decode("utf-8")
-                           for row in array]
+            result[key] = [
+                [b.decode("utf-8") for b in row] if array.ndim == 2 else row.decode("utf-8") for row in array
+            ]
         else:
             result[key] = array.tolist()
     return result
@@ -144,8 +145,9 @@ def test_saved_model_cli_lists_the_signatures(exported):
     if not os.path.exists(SAVED_MODEL_CLI):
         pytest.skip(f"{SAVED_MODEL_CLI} not installed")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    shown = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", export_dir, "--all"], capture_output=True,
-                           text=True, env=env, timeout=300)
+    shown = subprocess.run(
+        [SAVED_MODEL_CLI, "show", "--dir", export_dir, "--all"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert shown.returncode == 0, shown.stderr[-2000:]
     serving = _signature_block(shown.stdout, "serving_default")
     assert _tensor_dtype(serving, "inputs", "text") == "DT_STRING"
@@ -156,8 +158,7 @@ def test_saved_model_cli_lists_the_signatures(exported):
     assert _tensor_dtype(nbest, "inputs", "text") == "DT_STRING"
     assert _tensor_dtype(nbest, "outputs", "translations") == "DT_STRING"
     assert _tensor_dtype(nbest, "outputs", "scores") == "DT_FLOAT"
-    assert re.search(r"outputs\['translations'\] tensor_info:\s*\n\s*dtype: DT_STRING\s*\n\s*shape: \(-1, 2\)",
-                     nbest)
+    assert re.search(r"outputs\['translations'\] tensor_info:\s*\n\s*dtype: DT_STRING\s*\n\s*shape: \(-1, 2\)", nbest)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -168,8 +169,15 @@ def test_export_serves_identically_in_a_process_without_seq2seq(exported, edge_c
     model_dir, export_dir = exported
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PYTHONPATH", None)
-    served = subprocess.run([sys.executable, "-I", "-c", SERVE_SCRIPT, export_dir], input=json.dumps(edge_case_texts),
-                            capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=600)
+    served = subprocess.run(
+        [sys.executable, "-I", "-c", SERVE_SCRIPT, export_dir],
+        input=json.dumps(edge_case_texts),
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env=env,
+        timeout=600,
+    )
     assert served.returncode == 0, served.stderr[-3000:]
     fresh = json.loads(served.stdout.strip().splitlines()[-1])
     assert fresh["project_modules"] == []
@@ -177,8 +185,10 @@ def test_export_serves_identically_in_a_process_without_seq2seq(exported, edge_c
     config, model, source_tok, target_tok = _unpack(runner.load(model_dir))
     module = _translator(config, model, source_tok, target_tok, n_best=2)
     texts = tf.constant(edge_case_texts, tf.string)
-    in_process = {"serving_default": _as_python(module.translate(texts)),
-                  "translate_nbest": _as_python(module.translate_nbest(texts))}
+    in_process = {
+        "serving_default": _as_python(module.translate(texts)),
+        "translate_nbest": _as_python(module.translate_nbest(texts)),
+    }
     for name in ("serving_default", "translate_nbest"):
         assert fresh[name] == in_process[name], name
     for side, tokenizer in (("source", source_tok), ("target", target_tok)):
@@ -219,5 +229,6 @@ def _translator(config, model, source_tok, target_tok, **decode_overrides):
     from seq2seq.decoding import decode_settings
     from seq2seq.serving.modules import TranslationModule
 
-    return TranslationModule(model, source_tok, target_tok, decode_settings(config.decode, **decode_overrides),
-                             config.data.max_source_length)
+    return TranslationModule(
+        model, source_tok, target_tok, decode_settings(config.decode, **decode_overrides), config.data.max_source_length
+    )

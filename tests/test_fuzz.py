@@ -26,11 +26,36 @@ from seq2seq.serving.export import load_saved_model
 SP_MARK = "\u2581"
 # Any code point except surrogates (not encodable as UTF-8), weighted toward awkward ones.
 ANY_TEXT = st.text(max_size=300) | st.lists(
-    st.sampled_from(["\x00", "\x01", "\t", "\r", "\n", "\x0b", "\x85", "\u00a0", "\u200b", "\u2028",
-                     "\u3000", "\ufeff", "\ufffd", "e\u0301", "\ufb01", "😀", "👩‍👩‍👧", "日", " ", "a", "."]),
-    max_size=200).map("".join)
-LONG_TEXT = st.builds(lambda piece, times: piece * times, st.text(min_size=1, max_size=5),
-                      st.integers(min_value=200, max_value=2000))
+    st.sampled_from(
+        [
+            "\x00",
+            "\x01",
+            "\t",
+            "\r",
+            "\n",
+            "\x0b",
+            "\x85",
+            "\u00a0",
+            "\u200b",
+            "\u2028",
+            "\u3000",
+            "\ufeff",
+            "\ufffd",
+            "e\u0301",
+            "\ufb01",
+            "😀",
+            "👩‍👩‍👧",
+            "日",
+            " ",
+            "a",
+            ".",
+        ]
+    ),
+    max_size=200,
+).map("".join)
+LONG_TEXT = st.builds(
+    lambda piece, times: piece * times, st.text(min_size=1, max_size=5), st.integers(min_value=200, max_value=2000)
+)
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -42,7 +42,9 @@ def test_mobilenet_v2_local_weights_encoder_contract():
     assert encoder.model_input_shape == (SIZE, SIZE, 3)
     assert encoder.num_regions == 9 and encoder.feature_channels == 1280
     assert not encoder.backbone.trainable_weights  # frozen by default
-    backbone_state = ImageEncoder(8, backbone_weights=MOBILENET_035, alpha=0.35, input_size=SIZE, final_state="backbone")
+    backbone_state = ImageEncoder(
+        8, backbone_weights=MOBILENET_035, alpha=0.35, input_size=SIZE, final_state="backbone"
+    )
     assert backbone_state(_images())[2][0].shape == (2, 1280)
 
 
@@ -75,9 +77,14 @@ def test_encoder_on_images_equals_encoder_on_cached_features(tmp_path):
     for a, b in zip(tf.nest.flatten(from_images), tf.nest.flatten(from_features)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
     # same backbone config -> same key (so the cache is reused); another width -> another key
-    assert ImageEncoder(4, backbone_weights=MOBILENET_035, alpha=0.35, input_size=SIZE).backbone_key == encoder.backbone_key
+    assert (
+        ImageEncoder(4, backbone_weights=MOBILENET_035, alpha=0.35, input_size=SIZE).backbone_key
+        == encoder.backbone_key
+    )
     assert ImageEncoder(4, backbone_weights=None, alpha=0.35, input_size=SIZE).backbone_key != encoder.backbone_key
-    assert ImageEncoder(4, backbone_weights=MOBILENET_035, alpha=0.35, input_size=128).backbone_key != encoder.backbone_key
+    assert (
+        ImageEncoder(4, backbone_weights=MOBILENET_035, alpha=0.35, input_size=128).backbone_key != encoder.backbone_key
+    )
 
 
 @needs_weights
@@ -103,7 +110,9 @@ def test_imagenet_weights_from_keras_home_without_network(tmp_path, monkeypatch)
 
 
 def test_small_cnn_from_scratch():
-    encoder = ImageEncoder(12, backbone="SmallCNN", backbone_weights=None, backbone_trainable=True, input_size=64, dropout=0.1)
+    encoder = ImageEncoder(
+        12, backbone="SmallCNN", backbone_weights=None, backbone_trainable=True, input_size=64, dropout=0.1
+    )
     memory, mask, states = encoder(_images(3, 64), training=True)
     assert memory.shape == (3, 16, 12) and mask.shape == (3, 16) and states[0].shape == (3, 12)
     assert encoder.backbone.trainable_weights
@@ -149,8 +158,9 @@ def test_encoder_keras_round_trip(tmp_path):
 
 @needs_weights
 def test_pretrained_encoder_keras_round_trip_needs_no_weights_file(tmp_path):
-    encoder = ImageEncoder(8, backbone_weights=MOBILENET_035, alpha=0.35, input_size=SIZE, inputs_are_features=True,
-                           name="image_encoder")
+    encoder = ImageEncoder(
+        8, backbone_weights=MOBILENET_035, alpha=0.35, input_size=SIZE, inputs_are_features=True, name="image_encoder"
+    )
     features = keras.Input(encoder.model_input_shape)
     memory, _, _ = encoder(features)
     model = keras.Model(features, memory)
@@ -162,9 +172,15 @@ def test_pretrained_encoder_keras_round_trip_needs_no_weights_file(tmp_path):
     assert layer.backbone_key == encoder.backbone_key
 
 
-@pytest.mark.parametrize("name, size, channels", [
-    ("MobileNetV3Small", 64, 576), ("EfficientNetB0", 64, 1280), ("InceptionV3", 75, 2048), ("ResNet50", 64, 2048),
-])
+@pytest.mark.parametrize(
+    "name, size, channels",
+    [
+        ("MobileNetV3Small", 64, 576),
+        ("EfficientNetB0", 64, 1280),
+        ("InceptionV3", 75, 2048),
+        ("ResNet50", 64, 2048),
+    ],
+)
 def test_other_keras_backbones_random_init(name, size, channels):
     encoder = ImageEncoder(4, backbone=name, backbone_weights=None, input_size=size)
     memory, mask, states = encoder(_images(1, size))

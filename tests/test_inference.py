@@ -49,9 +49,21 @@ def test_keras_file_round_trips_in_a_fresh_process(loaded, tmp_path):
     np.save(tmp_path / "source.npy", source)
     np.save(tmp_path / "target.npy", target_in)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    run = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, os.path.join(model_dir, md.MODEL_FILE),
-                          str(tmp_path / "source.npy"), str(tmp_path / "target.npy"), str(tmp_path / "logits.npy")],
-                         capture_output=True, text=True, env=env, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KERAS_SCRIPT,
+            os.path.join(model_dir, md.MODEL_FILE),
+            str(tmp_path / "source.npy"),
+            str(tmp_path / "target.npy"),
+            str(tmp_path / "logits.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     fresh = np.load(tmp_path / "logits.npy")
     expected = model((source, target_in), training=False).numpy()  # best.weights.h5, as model.keras holds
@@ -159,5 +171,6 @@ def _translator(config, model, source_tok, target_tok, **decode_overrides):
     from seq2seq.decoding import decode_settings
     from seq2seq.serving.modules import TranslationModule
 
-    return TranslationModule(model, source_tok, target_tok, decode_settings(config.decode, **decode_overrides),
-                             config.data.max_source_length)
+    return TranslationModule(
+        model, source_tok, target_tok, decode_settings(config.decode, **decode_overrides), config.data.max_source_length
+    )

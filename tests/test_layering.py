@@ -15,8 +15,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Bottom (0) to top; a module may import its own layer and those below it.
 LAYERS = [
-    ("pipelines", "seq2seq.errors", "seq2seq.registry", "seq2seq.compat", "seq2seq.os_errors", "seq2seq.text_input",
-     "seq2seq.argtypes"),
+    (
+        "pipelines",
+        "seq2seq.errors",
+        "seq2seq.registry",
+        "seq2seq.compat",
+        "seq2seq.os_errors",
+        "seq2seq.text_input",
+        "seq2seq.argtypes",
+    ),
     ("seq2seq.config", "seq2seq.config_doc", "seq2seq.model_dir", "seq2seq.run_lock", "seq2seq.weights_file"),
     ("seq2seq.model", "seq2seq.word_vectors"),
     ("seq2seq.decoding", "seq2seq.evaluation", "seq2seq.plots", "seq2seq.repetition"),
@@ -60,7 +67,9 @@ def _imports(path: str, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
     return {n for n in names if n.split(".")[0] in ("seq2seq", "pipelines")}
@@ -82,13 +91,19 @@ def test_imports_run_downward(module):
 
 
 def test_pipelines_never_import_seq2seq():
-    assert {m: sorted(i for i in INTERNAL[m] if i.startswith("seq2seq"))
-            for m in MODULES if m.startswith("pipelines") and any(i.startswith("seq2seq") for i in INTERNAL[m])} == {}
+    assert {
+        m: sorted(i for i in INTERNAL[m] if i.startswith("seq2seq"))
+        for m in MODULES
+        if m.startswith("pipelines") and any(i.startswith("seq2seq") for i in INTERNAL[m])
+    } == {}
 
 
 def test_no_import_cycle():
-    graph = {m: {i for i in deps if i not in ("seq2seq", "pipelines") and i != m} for m, deps in INTERNAL.items()
-             if m not in ("seq2seq", "pipelines")}
+    graph = {
+        m: {i for i in deps if i not in ("seq2seq", "pipelines") and i != m}
+        for m, deps in INTERNAL.items()
+        if m not in ("seq2seq", "pipelines")
+    }
     state: dict[str, int] = {}
     cycles = []
 
@@ -96,7 +111,7 @@ def test_no_import_cycle():
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt] if nxt in stack else [node, nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2

@@ -1,6 +1,7 @@
 """`train.mixed_precision` (mixed_float16 with Keras loss scaling, mixed_bfloat16) and `train.jit_compile`:
 a tiny model trains a few steps without NaN and decodes; attention stays float32, the output projection runs in
-the compute dtype and its logits come out float32 (also with the output tied to the embedding)."""
+the compute dtype and its logits come out float32 (also with the output tied to the embedding).
+"""
 
 import keras
 import numpy as np
@@ -20,14 +21,23 @@ def batch():
     return (source, target_in), target_out
 
 
-@pytest.mark.parametrize("policy, jit", [
-    ("mixed_float16", False), ("mixed_bfloat16", False),
-    pytest.param(None, True, marks=pytest.mark.slow),  # XLA compilation: ~20-40 s each on 2 shared cores
-    pytest.param("mixed_bfloat16", True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "policy, jit",
+    [
+        ("mixed_float16", False),
+        ("mixed_bfloat16", False),
+        pytest.param(None, True, marks=pytest.mark.slow),  # XLA compilation: ~20-40 s each on 2 shared cores
+        pytest.param("mixed_bfloat16", True, marks=pytest.mark.slow),
+    ],
+)
 def test_trains_without_nan_and_decodes(policy, jit):
-    config = config_from_dict({"data": {"path": "unused.tsv"},
-                               "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-                               "train": {"mixed_precision": policy, "jit_compile": jit, "learning_rate": 0.01}})
+    config = config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
+            "train": {"mixed_precision": policy, "jit_compile": jit, "learning_rate": 0.01},
+        }
+    )
     keras.utils.set_random_seed(0)
     model = compile_model(build_trainable_model(config, 12, 12), config.train)
     assert keras.mixed_precision.global_policy().name == "float32"  # build_model restored the global policy
@@ -50,11 +60,18 @@ def test_trains_without_nan_and_decodes(policy, jit):
 
 
 def test_tied_output_logits_are_float32_under_mixed_bfloat16():
-    config = config_from_dict({"data": {"path": "unused.tsv"},
-                               "model": {"embedding": {"dim": 8, "share": True, "tie_output": True},
-                                         "encoder": {"units": 8}, "decoder": {"units": 8}},
-                               "tokenizer": {"shared": True},
-                               "train": {"mixed_precision": "mixed_bfloat16", "learning_rate": 0.01}})
+    config = config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {
+                "embedding": {"dim": 8, "share": True, "tie_output": True},
+                "encoder": {"units": 8},
+                "decoder": {"units": 8},
+            },
+            "tokenizer": {"shared": True},
+            "train": {"mixed_precision": "mixed_bfloat16", "learning_rate": 0.01},
+        }
+    )
     model = compile_model(build_trainable_model(config, 12, 12), config.train)
     (x, y) = batch()
     losses = [float(model.train_on_batch(x, y)[0]) for _ in range(8)]

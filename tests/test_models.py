@@ -14,9 +14,11 @@ from seq2seq.training.trainer import build_trainable_model
 
 
 def tiny_config(**model):
-    values = {"data": {"path": "unused.tsv"},
-              "model": {"embedding": {"dim": 16}, "encoder": {"units": 16}, "decoder": {"units": 32}},
-              "train": {"max_steps": 10, "learning_rate": 0.01}}
+    values = {
+        "data": {"path": "unused.tsv"},
+        "model": {"embedding": {"dim": 16}, "encoder": {"units": 16}, "decoder": {"units": 32}},
+        "train": {"max_steps": 10, "learning_rate": 0.01},
+    }
     for key, value in model.items():
         section, name = key.split("__")
         values["model"][section][name] = value
@@ -74,11 +76,14 @@ def test_label_smoothing_matches_formula():
     assert float(MaskedCrossEntropy(eps)(y_true, logits)) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("attention,input_feeding,cell", [("bahdanau", False, "gru"), ("luong", True, "lstm"),
-                                                          ("none", False, "peephole_lstm")])
+@pytest.mark.parametrize(
+    "attention,input_feeding,cell",
+    [("bahdanau", False, "gru"), ("luong", True, "lstm"), ("none", False, "peephole_lstm")],
+)
 def test_step_equals_teacher_forcing(attention, input_feeding, cell):
-    config = tiny_config(decoder__attention=attention, decoder__input_feeding=input_feeding, decoder__cell=cell,
-                         decoder__layers=2)
+    config = tiny_config(
+        decoder__attention=attention, decoder__input_feeding=input_feeding, decoder__cell=cell, decoder__layers=2
+    )
     model = build_model(config, 20, 20)
     source, target_in = padded_source()
     logits = model((source, target_in)).numpy()
@@ -95,19 +100,27 @@ def reverse_task(n, rng, vocab=12, min_len=2, max_len=6):
     target_out = np.zeros((n, max_len + 1), "int32")
     for i, length in enumerate(lengths):
         tokens = rng.integers(4, vocab, size=length)
-        source[i, :length + 1] = list(tokens) + [3]
+        source[i, : length + 1] = list(tokens) + [3]
         reversed_tokens = list(tokens[::-1])
-        target_in[i, :length + 1] = [2] + reversed_tokens
-        target_out[i, :length + 1] = reversed_tokens + [3]
+        target_in[i, : length + 1] = [2] + reversed_tokens
+        target_out[i, : length + 1] = reversed_tokens + [3]
     return source, target_in, target_out
 
 
 def test_model_learns_to_reverse_sequences():
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(0)
-    config = config_from_dict({"data": {"path": "unused.tsv"}, "model": {
-        "embedding": {"dim": 32}, "encoder": {"units": 48}, "decoder": {"units": 64, "attention": "luong"}},
-        "train": {"learning_rate": 0.01, "max_steps": 1}})
+    config = config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {
+                "embedding": {"dim": 32},
+                "encoder": {"units": 48},
+                "decoder": {"units": 64, "attention": "luong"},
+            },
+            "train": {"learning_rate": 0.01, "max_steps": 1},
+        }
+    )
     model = compile_model(build_trainable_model(config, 12, 12), config.train)
     source, target_in, target_out = reverse_task(4096, rng)
     history = model.fit((source, target_in), target_out, batch_size=64, epochs=6, verbose=0)
@@ -138,6 +151,7 @@ def test_smoothed_loss_gradient_is_softmax_minus_smoothed_target_at_real_positio
 
 def test_masked_accuracy_counts_real_positions_only():
     from seq2seq.training.losses import MaskedAccuracy
+
     y_true = np.array([[1, 2, 3, 0], [2, 0, 0, 0]], dtype="int32")
     predicted = np.array([[1, 2, 0, 2], [1, 0, 0, 0]])  # real positions: hit, hit, miss; miss
     logits = np.eye(4, dtype="float32")[predicted] * 5.0
@@ -148,6 +162,7 @@ def test_masked_accuracy_counts_real_positions_only():
 
 def test_additive_attention_scores_equal_keras_layer():
     from seq2seq.model.attention import AdditiveAttention
+
     rng = np.random.default_rng(0)
     query, key = rng.normal(size=(2, 3, 5)).astype("float32"), rng.normal(size=(2, 4, 5)).astype("float32")
     value = rng.normal(size=(2, 4, 6)).astype("float32")

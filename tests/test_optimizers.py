@@ -17,8 +17,9 @@ def train(optimizer_cls, steps=6, clipnorm=0.5):
     optimizer = optimizer_cls(learning_rate=schedule, global_clipnorm=clipnorm)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
-    model.fit(rng.normal(size=(24, 5, 4)), rng.integers(0, 3, (24,)), batch_size=8, epochs=steps, verbose=0,
-              shuffle=False)
+    model.fit(
+        rng.normal(size=(24, 5, 4)), rng.integers(0, 3, (24,)), batch_size=8, epochs=steps, verbose=0, shuffle=False
+    )
     return model, [v.numpy() for v in model.weights], [v.numpy() for v in optimizer.variables]
 
 
@@ -40,7 +41,8 @@ def test_same_weights_and_slots_as_keras_adam(clipnorm, monkeypatch):
 
 def test_sparse_gradient_is_the_dense_adam_update():
     """An embedding's IndexedSlices gradient (row 0 twice) updates like its dense sum, every row's moments
-    decaying (Kingma & Ba's algorithm on the true gradient, as tf.keras 2 and PyTorch do)."""
+    decaying (Kingma & Ba's algorithm on the true gradient, as tf.keras 2 and PyTorch do).
+    """
     sparse = tf.IndexedSlices(tf.constant([[3.0, 4.0], [1.0, 1.0]]), tf.constant([0, 0]), tf.constant([3, 2]))
     results = []
     for optimizer, gradient in ((FusedAdam(0.1), sparse), (keras.optimizers.Adam(0.1), tf.convert_to_tensor(sparse))):
@@ -51,7 +53,7 @@ def test_sparse_gradient_is_the_dense_adam_update():
         results.append([variable.numpy()] + [v.numpy() for v in optimizer.variables[2:]])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-4)
-    np.testing.assert_allclose(results[0][1][0], (1 - 0.9 ** 3) * np.array([4.0, 5.0]), rtol=1e-5)  # first moment
+    np.testing.assert_allclose(results[0][1][0], (1 - 0.9**3) * np.array([4.0, 5.0]), rtol=1e-5)  # first moment
 
 
 def test_clipping_scales_by_the_dense_global_norm():

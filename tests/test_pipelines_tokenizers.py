@@ -17,11 +17,22 @@ from pipelines.tokenizers import (
 from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIAL_PIECES, UNK_ID
 
 CORPUS = [
-    "¿Dónde está la estación de tren?", "La canción es muy bonita.", "Tengo un perro y un gato.",
-    "El niño come una manzana.", "Mañana vamos a la playa.", "¿Cómo te llamas?", "Me llamo Tomás.",
-    "Hace mucho frío en invierno.", "Ella lee un libro en el jardín.", "Nosotros vivimos en España.",
-    "El tren llega a las tres.", "¡Qué día tan bonito!", "Mi hermano trabaja en un hospital.",
-    "Los pájaros cantan por la mañana.", "¿Quieres un café con leche?", "No entiendo la pregunta.",
+    "¿Dónde está la estación de tren?",
+    "La canción es muy bonita.",
+    "Tengo un perro y un gato.",
+    "El niño come una manzana.",
+    "Mañana vamos a la playa.",
+    "¿Cómo te llamas?",
+    "Me llamo Tomás.",
+    "Hace mucho frío en invierno.",
+    "Ella lee un libro en el jardín.",
+    "Nosotros vivimos en España.",
+    "El tren llega a las tres.",
+    "¡Qué día tan bonito!",
+    "Mi hermano trabaja en un hospital.",
+    "Los pájaros cantan por la mañana.",
+    "¿Quieres un café con leche?",
+    "No entiendo la pregunta.",
 ] * 4
 SP_VOCAB = 340
 TEXTS = ["¿Dónde está la canción?", "Un perro come."]
@@ -107,8 +118,9 @@ def test_too_small_vocabulary_names_requested_and_minimum_size(sp_dir):
 def test_detokenize_stops_at_eos_and_drops_specials(tokenizer):
     pieces = as_lists(tokenizer.tokenize(["perro gato"]))[0]
     expected = decoded(tokenizer.detokenize(tf.ragged.constant([pieces], dtype=tf.int32)))
-    dense = tf.constant([[BOS_ID] + pieces + [EOS_ID] + pieces + [PAD_ID],
-                         pieces + [PAD_ID] * (len(pieces) + 3)], dtype=tf.int32)
+    dense = tf.constant(
+        [[BOS_ID] + pieces + [EOS_ID] + pieces + [PAD_ID], pieces + [PAD_ID] * (len(pieces) + 3)], dtype=tf.int32
+    )
     ragged = tf.ragged.constant([[BOS_ID] + pieces + [EOS_ID, 7], pieces], dtype=tf.int32)
     assert decoded(tokenizer.detokenize(dense)) == expected * 2
     assert decoded(tokenizer.detokenize(ragged)) == expected * 2
@@ -134,7 +146,9 @@ def test_word_tokenizer_rejects_bad_vocabularies():
 def test_split_words_separates_punctuation():
     words = split_words(tf.constant(["¿Dónde  está?", "Es 5€, ¡ya!"]), lowercase=True)
     assert [[word.decode("utf-8") for word in row] for row in words.to_list()] == [
-        ["¿", "dónde", "está", "?"], ["es", "5", "€", ",", "¡", "ya", "!"]]
+        ["¿", "dónde", "está", "?"],
+        ["es", "5", "€", ",", "¡", "ya", "!"],
+    ]
 
 
 def test_train_word_vocabulary_orders_by_count_then_piece(tmp_path):

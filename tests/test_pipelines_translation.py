@@ -106,8 +106,13 @@ def test_clean_pairs_strips_and_drops_empty_sides_together():
 
 def test_split_of_is_deterministic_with_fixed_values():
     # Fixed expectations: the hash must not depend on the process (PYTHONHASHSEED) or platform.
-    expected = {"Go.": ("validation", "train"), "Hi.": ("test", "train"), "Run!": ("train", "train"),
-                "Fire!": ("train", "test"), "Hello!": ("test", "validation")}
+    expected = {
+        "Go.": ("validation", "train"),
+        "Hi.": ("test", "train"),
+        "Run!": ("train", "train"),
+        "Fire!": ("train", "test"),
+        "Hello!": ("test", "validation"),
+    }
     for source, (seed0, seed1) in expected.items():
         assert split_of(source, 0, 0.2, 0.2) == seed0
         assert split_of(source, 1, 0.2, 0.2) == seed1
@@ -173,8 +178,9 @@ def test_read_tfds_with_a_locally_built_dataset(tmp_path):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.Translation(languages=("de", "en")),
-                                         supervised_keys=("de", "en"))
+            return tfds.core.DatasetInfo(
+                builder=self, features=tfds.features.Translation(languages=("de", "en")), supervised_keys=("de", "en")
+            )
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples()}

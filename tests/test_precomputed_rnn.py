@@ -30,8 +30,9 @@ def twin(stock_cls, new_cls, x, **kwargs):
     new = new_cls(7, return_sequences=True, return_state=True, **kwargs)
     stock.build(x.shape)
     new.build(x.shape)
-    new.set_weights([w + np.random.default_rng(1).normal(size=w.shape).astype("float32") * 0.1
-                     for w in stock.get_weights()])
+    new.set_weights(
+        [w + np.random.default_rng(1).normal(size=w.shape).astype("float32") * 0.1 for w in stock.get_weights()]
+    )
     stock.set_weights(new.get_weights())
     return stock, new
 

@@ -30,13 +30,20 @@ print("verbose", verbose)
 def test_redirected_fit_writes_plain_lines_without_control_characters(tmp_path):
     log = tmp_path / "train.log"
     with open(log, "wb") as out:
-        subprocess.run([sys.executable, "-c", TINY_FIT], stdout=out, stderr=subprocess.STDOUT, check=True,
-                       env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"), timeout=240)
+        subprocess.run(
+            [sys.executable, "-c", TINY_FIT],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=True,
+            env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"),
+            timeout=240,
+        )
     text = log.read_text()
     assert not any(c in text for c in "\b\r\x1b"), text
     lines = [line for line in text.splitlines() if line.startswith("step ")]
     assert [line.split(" loss ")[0] for line in lines if "val_loss" not in line] == [
-        f"step {step}/60" for step in range(10, 61, 10)]
+        f"step {step}/60" for step in range(10, 61, 10)
+    ]
     assert [line.split(" val_loss ")[0] for line in lines if "val_loss" in line] == ["step 20", "step 40", "step 60"]
     assert len(lines) == 9
     assert all(" steps/s ETA 0:00:" in line for line in lines if "val_loss" not in line)
@@ -77,8 +84,9 @@ class FakeModel:
 def test_lines_every_n_seconds_with_rates_tokens_and_eta():
     now = [0.0]
     out = io.StringIO()
-    logger = PlainProgressLogger(every_steps=None, every_seconds=10.0, total_steps=1000, stream=out,
-                                 clock=lambda: now[0])
+    logger = PlainProgressLogger(
+        every_steps=None, every_seconds=10.0, total_steps=1000, stream=out, clock=lambda: now[0]
+    )
     model = FakeModel()
     model.optimizer.iterations.value = 200  # resumed at step 200
     logger.set_model(model)

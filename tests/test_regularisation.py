@@ -14,15 +14,25 @@ TARGET_IN = np.array([[2, 5, 6, 7], [2, 8, 9, 0]], dtype="int32")
 
 
 def config(embedding=None, encoder=None, decoder=None):
-    return config_from_dict({"data": {"path": "unused.tsv"},
-                             "model": {"embedding": {"dim": 16, **(embedding or {})},
-                                       "encoder": {"units": 16, **(encoder or {})},
-                                       "decoder": {"units": 32, **(decoder or {})}}})
+    return config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {
+                "embedding": {"dim": 16, **(embedding or {})},
+                "encoder": {"units": 16, **(encoder or {})},
+                "decoder": {"units": 32, **(decoder or {})},
+            },
+        }
+    )
 
 
 def rates(model):
-    return (model.encoder.input_dropout.rate, model.encoder.memory_dropout.rate,
-            model.decoder.input_dropout.rate, model.decoder.output_dropout.rate)
+    return (
+        model.encoder.input_dropout.rate,
+        model.encoder.memory_dropout.rate,
+        model.decoder.input_dropout.rate,
+        model.decoder.output_dropout.rate,
+    )
 
 
 def test_defaults_keep_the_earlier_rates_and_weights():
@@ -32,8 +42,15 @@ def test_defaults_keep_the_earlier_rates_and_weights():
 
 
 def test_each_lever_sets_its_own_rate():
-    model = build_model(config(embedding={"dropout": 0.4}, encoder={"dropout": 0.1, "output_dropout": 0.5},
-                               decoder={"dropout": 0.2, "output_dropout": 0.3}), 20, 20)
+    model = build_model(
+        config(
+            embedding={"dropout": 0.4},
+            encoder={"dropout": 0.1, "output_dropout": 0.5},
+            decoder={"dropout": 0.2, "output_dropout": 0.3},
+        ),
+        20,
+        20,
+    )
     assert rates(model) == (0.4, 0.5, 0.4, 0.3)
     assert model.decoder.rnn.dropout == 0.2  # between decoder layers: still model.decoder.dropout
 
@@ -41,8 +58,13 @@ def test_each_lever_sets_its_own_rate():
 def test_a_model_config_saved_before_the_levers_still_builds():
     """model.keras files written earlier hold a model_config without the new keys."""
     values = dataclasses.asdict(config().model)
-    for section, key in [("embedding", "dropout"), ("encoder", "output_dropout"), ("decoder", "output_dropout"),
-                         ("decoder", "layer_norm"), ("decoder", "type")]:
+    for section, key in [
+        ("embedding", "dropout"),
+        ("encoder", "output_dropout"),
+        ("decoder", "output_dropout"),
+        ("decoder", "layer_norm"),
+        ("decoder", "type"),
+    ]:
         del values[section][key]
     model = Seq2Seq(values, 20, source_vocab_size=20)
     model.build_weights()
@@ -80,10 +102,14 @@ def test_layer_norm_normalises_the_attentional_layer():
     np.testing.assert_allclose(full[:, 0], logits.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("values,named", [({"embedding": {"dropout": 1.0}}, "model.embedding.dropout"),
-                                          ({"encoder": {"output_dropout": -0.1}}, "model.encoder.output_dropout"),
-                                          ({"decoder": {"layer_norm": True, "attention": "none"}},
-                                           "model.decoder.layer_norm")])
+@pytest.mark.parametrize(
+    "values,named",
+    [
+        ({"embedding": {"dropout": 1.0}}, "model.embedding.dropout"),
+        ({"encoder": {"output_dropout": -0.1}}, "model.encoder.output_dropout"),
+        ({"decoder": {"layer_norm": True, "attention": "none"}}, "model.decoder.layer_norm"),
+    ],
+)
 def test_impossible_values_are_rejected(values, named):
     with pytest.raises(ConfigError, match=named):
         config(**values)

@@ -26,10 +26,12 @@ def data(tmp_path):
 
 def values(data, **tokenizer):
     source, target = data
-    return {"data": {"format": "parallel", "source_file": source, "target_file": target},
-            "tokenizer": {"kind": "sentencepiece", "source_vocab_size": 286, "target_vocab_size": 286, **tokenizer},
-            "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-            "train": {"max_steps": 2}}
+    return {
+        "data": {"format": "parallel", "source_file": source, "target_file": target},
+        "tokenizer": {"kind": "sentencepiece", "source_vocab_size": 286, "target_vocab_size": 286, **tokenizer},
+        "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
+        "train": {"max_steps": 2},
+    }
 
 
 def run_train(tmp_path, config_values, capsys, *extra):
@@ -39,17 +41,19 @@ def run_train(tmp_path, config_values, capsys, *extra):
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    (["--set", "train.batchsize=8"], "unknown config key 'train.batchsize'"),
-    (["--set", "decode.beam_size=0"], "decode.beam_size: got 0; must be a positive integer (>= 1)"),
-    (["--set", "tokenizer.source_vocab_size=-5"], "tokenizer.source_vocab_size: got -5; must be a positive"),
-    (["--set", "model.encoder.units=[8, 8]"], "model.encoder.units: got [8, 8]; expected an integer"),
-    (["--set", "model.encoder.cell=rnn"], "allowed values: 'simple', 'gru', 'lstm', 'peephole_lstm'"),
-    (["--set", "train.learning_rate=fast"], "train.learning_rate: got 'fast'; expected a number"),
-    (["--set", "train=5"], "train: expected a mapping of keys, got 5"),
-])
-def test_bad_config_is_one_error_line_naming_the_key_and_nothing_is_created(tmp_path, capsys, data, extra,
-                                                                             fragment):
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--set", "train.batchsize=8"], "unknown config key 'train.batchsize'"),
+        (["--set", "decode.beam_size=0"], "decode.beam_size: got 0; must be a positive integer (>= 1)"),
+        (["--set", "tokenizer.source_vocab_size=-5"], "tokenizer.source_vocab_size: got -5; must be a positive"),
+        (["--set", "model.encoder.units=[8, 8]"], "model.encoder.units: got [8, 8]; expected an integer"),
+        (["--set", "model.encoder.cell=rnn"], "allowed values: 'simple', 'gru', 'lstm', 'peephole_lstm'"),
+        (["--set", "train.learning_rate=fast"], "train.learning_rate: got 'fast'; expected a number"),
+        (["--set", "train=5"], "train: expected a mapping of keys, got 5"),
+    ],
+)
+def test_bad_config_is_one_error_line_naming_the_key_and_nothing_is_created(tmp_path, capsys, data, extra, fragment):
     code, err = run_train(tmp_path, values(data), capsys, *extra)
     assert code == 2
     assert err.startswith("error: ") and fragment in err and len(err.strip().splitlines()) == 1
@@ -60,8 +64,14 @@ def test_unknown_key_in_file_lists_the_known_keys(tmp_path, capsys, data):
     config = values(data)
     config["decode"] = {"beamsize": 4}
     code, err = run_train(tmp_path, config, capsys)
-    assert code == 2 and ("unknown config key 'decode.beamsize'; did you mean 'decode.beam_size'? "
-                      "(known keys here: batch_size, beam_size") in err
+    assert (
+        code == 2
+        and (
+            "unknown config key 'decode.beamsize'; did you mean 'decode.beam_size'? "
+            "(known keys here: batch_size, beam_size"
+        )
+        in err
+    )
     assert not os.path.exists(tmp_path / "model")
 
 
@@ -109,13 +119,16 @@ def test_incompatible_change_of_a_trained_directory_is_still_refused(tmp_path, d
 
 
 @pytest.mark.parametrize("command", [["translate", "Hola."], ["evaluate"], ["export"]])
-@pytest.mark.parametrize("folder, fragment", [
-    ("missing", "does not exist; train one with"),
-    ("empty", "is not a seq2seq model directory (no config.yaml)"),
-    ("unrelated", "is not a seq2seq model directory (no config.yaml)"),
-    ("untrained", "has no tokenizers yet"),
-    ("broken_config", "config.yaml: unknown config key 'train.turbo'"),
-])
+@pytest.mark.parametrize(
+    "folder, fragment",
+    [
+        ("missing", "does not exist; train one with"),
+        ("empty", "is not a seq2seq model directory (no config.yaml)"),
+        ("unrelated", "is not a seq2seq model directory (no config.yaml)"),
+        ("untrained", "has no tokenizers yet"),
+        ("broken_config", "config.yaml: unknown config key 'train.turbo'"),
+    ],
+)
 def test_commands_on_a_folder_that_is_not_a_trained_model_dir(tmp_path, capsys, data, command, folder, fragment):
     path = tmp_path / folder
     if folder != "missing":
@@ -155,4 +168,3 @@ def test_training_into_an_unrelated_non_empty_folder_is_refused(tmp_path, capsys
     code, err = run_train(tmp_path, values(data), capsys)
     assert code == 2 and "is not empty and holds no config.yaml" in err
     assert os.listdir(tmp_path / "model") == ["thesis.tex"]
-

@@ -19,8 +19,8 @@ import tensorflow as tf
 import yaml
 from conftest import write_synthetic_parallel
 
-from pipelines.tokenizers import load_tokenizer
 from pipelines.atomic import atomic_path
+from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as training_files
 from seq2seq import weights_file
 from seq2seq.cli import main
@@ -38,10 +38,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny(max_steps, checkpoint_every=3, **train):
-    return config_from_dict({"data": {"path": "unused.tsv"},
-                             "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-                             "train": {"max_steps": max_steps, "eval_every": max_steps,
-                                       "checkpoint_every": checkpoint_every, **train}})
+    return config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
+            "train": {"max_steps": max_steps, "eval_every": max_steps, "checkpoint_every": checkpoint_every, **train},
+        }
+    )
 
 
 def batches():
@@ -69,14 +72,32 @@ def leftovers(folder) -> list[str]:
 def test_sigkill_during_training_then_same_command_resumes_and_finishes(tmp_path):
     source, target = write_synthetic_parallel(str(tmp_path), pairs=400)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"format": "parallel", "source_file": source, "target_file": target, "max_source_length": 12,
-                 "max_target_length": 12, "validation_fraction": 0.05, "test_fraction": 0.05},
-        "tokenizer": {"kind": "word", "source_vocab_size": 32, "target_vocab_size": 32},
-        "model": {"embedding": {"dim": 16}, "encoder": {"units": 32}, "decoder": {"units": 32}},
-        "train": {"batch_size": 32, "max_steps": 300, "eval_every": 100, "checkpoint_every": 5,
-                  "validation_batches": 1, "early_stopping_patience": None},
-        "decode": {"beam_size": 1, "batch_size": 64, "max_length": 16}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "format": "parallel",
+                    "source_file": source,
+                    "target_file": target,
+                    "max_source_length": 12,
+                    "max_target_length": 12,
+                    "validation_fraction": 0.05,
+                    "test_fraction": 0.05,
+                },
+                "tokenizer": {"kind": "word", "source_vocab_size": 32, "target_vocab_size": 32},
+                "model": {"embedding": {"dim": 16}, "encoder": {"units": 32}, "decoder": {"units": 32}},
+                "train": {
+                    "batch_size": 32,
+                    "max_steps": 300,
+                    "eval_every": 100,
+                    "checkpoint_every": 5,
+                    "validation_batches": 1,
+                    "early_stopping_patience": None,
+                },
+                "decode": {"beam_size": 1, "batch_size": 64, "max_length": 16},
+            }
+        )
+    )
     model_dir = tmp_path / "model"
     command = [sys.executable, "-m", "seq2seq.cli", "train", str(config), "--model-dir", str(model_dir)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -223,18 +244,32 @@ def test_nan_loss_through_the_cli_exits_nonzero_with_one_error_line(tmp_path, ca
     monkeypatch.setattr(fit_module, "make_optimizer", lambda train: keras.optimizers.Adam(NanFromStep(4)))
     source, target = write_synthetic_parallel(str(tmp_path), pairs=60)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"format": "parallel", "source_file": source, "target_file": target,
-                 "validation_fraction": 0.0, "test_fraction": 0.1},
-        "tokenizer": {"kind": "word", "source_vocab_size": 32, "target_vocab_size": 32},
-        "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-        "train": {"batch_size": 16, "max_steps": 40, "eval_every": 40, "checkpoint_every": 2}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "format": "parallel",
+                    "source_file": source,
+                    "target_file": target,
+                    "validation_fraction": 0.0,
+                    "test_fraction": 0.1,
+                },
+                "tokenizer": {"kind": "word", "source_vocab_size": 32, "target_vocab_size": 32},
+                "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
+                "train": {"batch_size": 16, "max_steps": 40, "eval_every": 40, "checkpoint_every": 2},
+            }
+        )
+    )
     model_dir = tmp_path / "model"
     code = main(["--quiet", "train", str(config), "--model-dir", str(model_dir)])
     err = capsys.readouterr().err
     assert code == 1
-    assert re.search(r"^error: training stopped at step \d+: the loss became NaN or infinite; the last good "
-                     r"checkpoint \S+ckpt-4\.weights\.h5 is kept", err, re.M)
+    assert re.search(
+        r"^error: training stopped at step \d+: the loss became NaN or infinite; the last good "
+        r"checkpoint \S+ckpt-4\.weights\.h5 is kept",
+        err,
+        re.M,
+    )
     assert "Traceback" not in err
     kept = list_checkpoints(str(model_dir))
     assert [step for step, _ in kept] == [2, 4]

@@ -28,8 +28,14 @@ from seq2seq.evaluation import corpus_bleu
 from seq2seq.tasks import translation
 
 TINY_MODEL = {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}}
-TINY_TRAIN = {"batch_size": 16, "max_steps": 6, "eval_every": 3, "checkpoint_every": 3, "validation_batches": 1,
-              "early_stopping_patience": None}
+TINY_TRAIN = {
+    "batch_size": 16,
+    "max_steps": 6,
+    "eval_every": 3,
+    "checkpoint_every": 3,
+    "validation_batches": 1,
+    "early_stopping_patience": None,
+}
 TINY_DECODE = {"beam_size": 1, "batch_size": 32, "max_length": 8}
 
 
@@ -40,16 +46,28 @@ def write_lines(path, lines, newline="\n", bom=False, encoding="utf-8") -> str:
 
 
 def parallel_config(source, target, **data):
-    return config_from_dict({
-        "data": {"format": "parallel", "source_file": str(source), "target_file": str(target),
-                 "validation_fraction": 0.0, "test_fraction": 0.0, **data},
-        "tokenizer": {"kind": "word", "source_vocab_size": 64, "target_vocab_size": 64},
-        "model": TINY_MODEL, "train": TINY_TRAIN, "decode": TINY_DECODE})
+    return config_from_dict(
+        {
+            "data": {
+                "format": "parallel",
+                "source_file": str(source),
+                "target_file": str(target),
+                "validation_fraction": 0.0,
+                "test_fraction": 0.0,
+                **data,
+            },
+            "tokenizer": {"kind": "word", "source_vocab_size": 64, "target_vocab_size": 64},
+            "model": TINY_MODEL,
+            "train": TINY_TRAIN,
+            "decode": TINY_DECODE,
+        }
+    )
 
 
 def anki_config(path, **data):
-    return config_from_dict({"data": {"format": "anki", "path": str(path), "validation_fraction": 0.0,
-                                      "test_fraction": 0.0, **data}})
+    return config_from_dict(
+        {"data": {"format": "anki", "path": str(path), "validation_fraction": 0.0, "test_fraction": 0.0, **data}}
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -60,8 +78,10 @@ def test_line_counts_differ_stops_with_both_files_and_counts_through_cli(tmp_pat
     source = write_lines(tmp_path / "a.src", ["uno", "dos", "tres"])
     target = write_lines(tmp_path / "a.tgt", ["one", "two"])
     config = tmp_path / "c.yaml"
-    config.write_text(f"data: {{format: parallel, source_file: {source}, target_file: {target}}}\n"
-                      "tokenizer: {kind: word, source_vocab_size: 16, target_vocab_size: 16}\n")
+    config.write_text(
+        f"data: {{format: parallel, source_file: {source}, target_file: {target}}}\n"
+        "tokenizer: {kind: word, source_vocab_size: 16, target_vocab_size: 16}\n"
+    )
     assert main(["--quiet", "train", str(config), "--model-dir", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert f"{source} has 3 lines, {target} has 2 lines" in err
@@ -77,8 +97,9 @@ def test_blank_and_whitespace_only_lines_drop_both_sides_and_are_counted(tmp_pat
     assert (stats.read, stats.kept, stats.dropped_empty, stats.dropped_bad_line) == (6, 3, 3, 0)
 
 
-@pytest.mark.parametrize("bad, problem", [("no tab here", "no TAB"),
-                                          ("a\tb\tc\td", "4 TAB-separated columns (expected 2 or 3)")])
+@pytest.mark.parametrize(
+    "bad, problem", [("no tab here", "no TAB"), ("a\tb\tc\td", "4 TAB-separated columns (expected 2 or 3)")]
+)
 def test_tsv_line_without_tab_or_with_extra_columns_names_file_and_line(tmp_path, capsys, bad, problem):
     path = write_lines(tmp_path / "pairs.tsv", ["Hi.\tHola.", "Cat.\tGato.\tCC-BY", bad, "Dog.\tPerro."])
     with pytest.raises(readers.DataError, match=rf"pairs\.tsv:3: {re.escape(problem)}"):
@@ -113,17 +134,28 @@ def test_non_utf8_line_in_tsv_is_skipped_and_counted(tmp_path):
         list(translation.pairs(anki_config(path), "train"))
     stats = readers.PairStats()
     assert list(translation.pairs(anki_config(path, skip_bad_lines=True), "train", stats)) == [
-        ("Hi.", "Hola."), ("Dog.", "Perro.")]
+        ("Hi.", "Hola."),
+        ("Dog.", "Perro."),
+    ]
     assert stats.dropped_bad_line == 1
 
 
 def test_windows_line_endings_and_bom_are_transparent(tmp_path):
     lines_s, lines_t = ["hola mundo", "adiós"], ["hello world", "goodbye"]
-    plain = list(translation.pairs(parallel_config(write_lines(tmp_path / "a.s", lines_s),
-                                                   write_lines(tmp_path / "a.t", lines_t)), "train"))
-    windows = list(translation.pairs(parallel_config(write_lines(tmp_path / "b.s", lines_s, "\r\n", bom=True),
-                                                     write_lines(tmp_path / "b.t", lines_t, "\r\n", bom=True)),
-                                     "train"))
+    plain = list(
+        translation.pairs(
+            parallel_config(write_lines(tmp_path / "a.s", lines_s), write_lines(tmp_path / "a.t", lines_t)), "train"
+        )
+    )
+    windows = list(
+        translation.pairs(
+            parallel_config(
+                write_lines(tmp_path / "b.s", lines_s, "\r\n", bom=True),
+                write_lines(tmp_path / "b.t", lines_t, "\r\n", bom=True),
+            ),
+            "train",
+        )
+    )
     assert windows == plain == list(zip(lines_s, lines_t))
     tsv = write_lines(tmp_path / "w.tsv", ["Hi.\tHola.", "Bye.\tAdiós."], "\r\n", bom=True)
     assert list(translation.pairs(anki_config(tsv), "train")) == [("Hi.", "Hola."), ("Bye.", "Adiós.")]
@@ -144,8 +176,14 @@ def test_sentence_fifty_times_the_limit_is_dropped_from_every_epoch_and_counted(
     config = parallel_config(source, target, max_source_length=12, max_target_length=12)
     source_tok, target_tok = translation.train_tokenizers(config, str(tmp_path / "tok"))
     dataset, lengths = make_translation_dataset(
-        lambda: translation.pairs(config, "train"), source_tok, target_tok, batch_size=16, max_source_length=12,
-        max_target_length=12, training=True)
+        lambda: translation.pairs(config, "train"),
+        source_tok,
+        target_tok,
+        batch_size=16,
+        max_source_length=12,
+        max_target_length=12,
+        training=True,
+    )
     assert lengths.count() == (120, 1)
     for _ in range(2):  # two whole epochs
         batches = [(int(s.shape[0]), int(s.shape[1])) for (s, _), _ in dataset]
@@ -156,8 +194,9 @@ def test_sentence_fifty_times_the_limit_is_dropped_from_every_epoch_and_counted(
 def test_sentence_fifty_times_the_limit_is_dropped_and_counted_in_a_real_training(tmp_path, caplog):
     max_length = 12
     source, target, long_source = _with_long_sentence(tmp_path, max_length)
-    config = parallel_config(source, target, max_source_length=max_length, max_target_length=max_length,
-                             test_fraction=0.1)
+    config = parallel_config(
+        source, target, max_source_length=max_length, max_target_length=max_length, test_fraction=0.1
+    )
     with caplog.at_level(logging.INFO, logger="seq2seq.tasks.translation"):
         metrics = runner.train(config, str(tmp_path / "model"), verbose=0)
     assert metrics["steps"] == TINY_TRAIN["max_steps"]  # every step ran: no crash mid-epoch
@@ -224,15 +263,34 @@ def test_captioning_epoch_over_odd_and_broken_images_skips_and_counts(tmp_path, 
     truncated.write_bytes(whole[: len(whole) // 2])
     missing = str(tmp_path / "missing.jpg")
     uncaptioned = write_image(tmp_path / "uncaptioned.jpg", seed=6)
-    items = {good: ["a dog"], png_as_jpg: ["a cat"], gray: ["a red ball"], rgba: ["the mat"],
-             str(truncated): ["a dog runs"], missing: ["a cat sits"], uncaptioned: []}
+    items = {
+        good: ["a dog"],
+        png_as_jpg: ["a cat"],
+        gray: ["a red ball"],
+        rgba: ["the mat"],
+        str(truncated): ["a dog runs"],
+        missing: ["a cat sits"],
+        uncaptioned: [],
+    }
     stats = {}
     with caplog.at_level(logging.WARNING):
-        dataset = make_captioning_dataset(items, StandInTokenizer(["a", "dog", "cat", "red", "ball", "the", "mat"]),
-                                          batch_size=2, max_caption_length=5, training=True, image_size=16,
-                                          stats=stats)
-    assert stats == {"images": 5, "skipped_images": 2, "captions": 4, "dropped_too_long": 0, "dropped_empty": 0,
-                     "examples": 4}
+        dataset = make_captioning_dataset(
+            items,
+            StandInTokenizer(["a", "dog", "cat", "red", "ball", "the", "mat"]),
+            batch_size=2,
+            max_caption_length=5,
+            training=True,
+            image_size=16,
+            stats=stats,
+        )
+    assert stats == {
+        "images": 5,
+        "skipped_images": 2,
+        "captions": 4,
+        "dropped_too_long": 0,
+        "dropped_empty": 0,
+        "examples": 4,
+    }
     assert str(truncated) in caplog.text and missing in caplog.text
     for _ in range(2):  # two whole epochs: nothing left that can fail mid-epoch
         shapes = [tuple(images.shape) for (images, _), _ in dataset]

@@ -5,15 +5,18 @@ import pytest
 from seq2seq.repetition import repeats_back_to_back, repetition_rate
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("ein mann sitzt am strand am strand .", True),   # bigram
-    ("ein ein hund .", True),                         # unigram
-    ("auf dem rasen auf dem rasen", True),            # trigram
-    ("a b c d a b c d", False),                       # a 4-gram repeat is not counted (max_n = 3)
-    ("ein hund und ein hund", False),                 # not back to back
-    ("", False),
-    ("hund", False),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("ein mann sitzt am strand am strand .", True),  # bigram
+        ("ein ein hund .", True),  # unigram
+        ("auf dem rasen auf dem rasen", True),  # trigram
+        ("a b c d a b c d", False),  # a 4-gram repeat is not counted (max_n = 3)
+        ("ein hund und ein hund", False),  # not back to back
+        ("", False),
+        ("hund", False),
+    ],
+)
 def test_repeats_back_to_back(text, expected):
     assert repeats_back_to_back(text.split()) is expected
 

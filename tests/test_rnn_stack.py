@@ -49,8 +49,7 @@ def test_stacked_initial_state_and_zeros():
 
 @pytest.mark.parametrize("merge_mode,width", [("concat", 10), ("sum", 5)])
 def test_bidirectional_merge_modes_and_state_order(merge_mode, width):
-    rnn = StackedRNN("lstm", 5, num_layers=2, bidirectional=True,
-                     merge_mode=merge_mode)
+    rnn = StackedRNN("lstm", 5, num_layers=2, bidirectional=True, merge_mode=merge_mode)
     x = _x()
     out, states = rnn(x)
     assert out.shape == (3, 5, width) and rnn.output_units == width
@@ -71,13 +70,12 @@ def test_bidirectional_step_raises():
         rnn.step(_x()[:, 0], rnn.get_initial_state(3))
 
 
-@pytest.mark.parametrize("kind,bidirectional", [("gru", False), ("lstm", True),
-                                                ("peephole_lstm", False),
-                                                ("simple", True)])
+@pytest.mark.parametrize(
+    "kind,bidirectional", [("gru", False), ("lstm", True), ("peephole_lstm", False), ("simple", True)]
+)
 def test_stacked_mask_invariance_right_padding(kind, bidirectional):
     """Final states of right-padded sequences equal the unpadded ones."""
-    rnn = StackedRNN(kind, 4, num_layers=2, bidirectional=bidirectional,
-                     residual=True)
+    rnn = StackedRNN(kind, 4, num_layers=2, bidirectional=bidirectional, residual=True)
     x = _x(2, 7, 3)
     x[1, 4:] = 99.0  # garbage in the padding must not leak
     out, states = rnn(x, mask=_mask([7, 4], 7))
@@ -102,15 +100,13 @@ def test_stacked_keras_mask_from_embedding_propagates():
 def test_stacked_step_equals_call(kind):
     rnn = StackedRNN(kind, 5, num_layers=3, residual=True, dropout=0.3)
     x = _x(2, 6, 4)
-    init = [tf.constant(RNG.normal(size=(2, 5)).astype("float32"))
-            for _ in rnn.state_sizes]
+    init = [tf.constant(RNG.normal(size=(2, 5)).astype("float32")) for _ in rnn.state_sizes]
     out, final = rnn(x, initial_state=init)
     states, outs = init, []
     for t in range(6):
         y, states = rnn.step(tf.constant(x[:, t]), states)
         outs.append(y)
-    np.testing.assert_allclose(np.stack([o.numpy() for o in outs], 1),
-                               out.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.stack([o.numpy() for o in outs], 1), out.numpy(), atol=1e-5)
     for a, b in zip(states, final):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
@@ -157,12 +153,18 @@ def test_invalid_arguments():
 def test_stacked_serialisation_roundtrip_functional(tmp_path):
     ids = keras.Input((None,), dtype="int32")
     emb = keras.layers.Embedding(20, 6, mask_zero=True)(ids)
-    enc = StackedRNN("peephole_lstm", 4, num_layers=2, bidirectional=True,
-                     residual=True, dropout=0.1, recurrent_dropout=0.1,
-                     name="enc")
+    enc = StackedRNN(
+        "peephole_lstm",
+        4,
+        num_layers=2,
+        bidirectional=True,
+        residual=True,
+        dropout=0.1,
+        recurrent_dropout=0.1,
+        name="enc",
+    )
     out, states = enc(emb)
-    dec = StackedRNN("gru", 4, num_layers=2, merge_mode="sum",
-                     kernel_initializer="he_normal", name="dec")
+    dec = StackedRNN("gru", 4, num_layers=2, merge_mode="sum", kernel_initializer="he_normal", name="dec")
     pooled = keras.layers.Dense(4)(states[0])
     dout, dstates = dec(out, initial_state=[pooled, states[2]])
     model = keras.Model(ids, [out, dout] + states + dstates)

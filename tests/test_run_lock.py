@@ -22,8 +22,9 @@ with ModelDirLock(sys.argv[1], command="seq2seq train --model-dir demo"):
 
 def start_holder(model_dir):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(model_dir)], stdout=subprocess.PIPE, env=env,
-                              text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(model_dir)], stdout=subprocess.PIPE, env=env, text=True
+    )
     assert holder.stdout.readline().strip() == "locked"
     return holder
 

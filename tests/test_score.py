@@ -44,8 +44,7 @@ def test_the_export_scores_the_same(synthetic_model_dir, greedy, tmp_path):
     pairs = list(zip(SOURCES, outputs))
     from_export = runner.score_pairs(pairs, saved_model=export)
     in_process = runner.score_pairs(pairs, model_dir=synthetic_model_dir)
-    np.testing.assert_allclose([s["log_prob"] for s in from_export], [s["log_prob"] for s in in_process],
-                               rtol=1e-6)
+    np.testing.assert_allclose([s["log_prob"] for s in from_export], [s["log_prob"] for s in in_process], rtol=1e-6)
 
 
 def test_cli_scores_a_tsv_from_stdin_and_warns_on_long_targets(synthetic_model_dir, monkeypatch, capsys, caplog):
@@ -65,6 +64,18 @@ def test_cli_score_errors_name_the_line(synthetic_model_dir, tmp_path, capsys):
     assert f"{pairs}:2: expected source<TAB>target" in capsys.readouterr().err
     (tmp_path / "s.txt").write_text("a .\nb .\n", encoding="utf-8")
     (tmp_path / "t.txt").write_text("A .\n", encoding="utf-8")
-    assert main(["score", "--model-dir", synthetic_model_dir, "--source", str(tmp_path / "s.txt"),
-                 "--target", str(tmp_path / "t.txt")]) == 2
+    assert (
+        main(
+            [
+                "score",
+                "--model-dir",
+                synthetic_model_dir,
+                "--source",
+                str(tmp_path / "s.txt"),
+                "--target",
+                str(tmp_path / "t.txt"),
+            ]
+        )
+        == 2
+    )
     assert "different line counts" in capsys.readouterr().err

@@ -18,7 +18,8 @@ def test_doc_has_one_example_per_mode():
     assert len(code_blocks()) == 4
 
 
-@pytest.mark.parametrize("index", range(4), ids=["forecasting", "sequence_to_vector", "vector_to_sequence",
-                                                 "encoder_decoder"])
+@pytest.mark.parametrize(
+    "index", range(4), ids=["forecasting", "sequence_to_vector", "vector_to_sequence", "encoder_decoder"]
+)
 def test_sequence_mode_example_runs(index):
     exec(compile(code_blocks()[index], f"{DOC}:block{index + 1}", "exec"), {"__name__": "__doc_example__"})

@@ -64,8 +64,12 @@ def loaded(translation_export):
 
 @pytest.fixture(scope="module")
 def client(served):
-    app = create_app(served, ServerSettings(Limits(max_body_bytes=2 ** 20, max_text_chars=500, max_instances=16),
-                                            max_batch_size=8, max_wait_ms=2))
+    app = create_app(
+        served,
+        ServerSettings(
+            Limits(max_body_bytes=2**20, max_text_chars=500, max_instances=16), max_batch_size=8, max_wait_ms=2
+        ),
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -80,22 +84,34 @@ def test_model_spec_names():
 
 
 def test_status_metadata_healthz(client):
-    assert client.get("/v1/models/tiny").json() == {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert client.get("/v1/models/tiny").json() == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     meta = client.get("/v1/models/tiny/metadata").json()
     assert meta["model_spec"] == {"name": "tiny", "signature_name": "", "version": "1"}
     assert meta["task"] == "translation"
     defs = meta["metadata"]["signature_def"]["signature_def"]
     assert sorted(defs) == ["serving_default", "translate_nbest", "translate_with_attention"]
     assert defs["serving_default"]["inputs"] == {
-        "text": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1", "name": ""}]}, "name": "text"}}
+        "text": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1", "name": ""}]}, "name": "text"}
+    }
     assert {k: v["dtype"] for k, v in defs["serving_default"]["outputs"].items()} == {
-        "translation": "DT_STRING", "score": "DT_FLOAT"}
+        "translation": "DT_STRING",
+        "score": "DT_FLOAT",
+    }
     assert [d["size"] for d in defs["translate_nbest"]["outputs"]["translations"]["tensor_shape"]["dim"]] == ["-1", "2"]
     assert client.get("/healthz").json() == {"status": "ok", "models": ["tiny"], "batching": True}
-    assert client.get("/api/models").json() == {"models": [
-        {"name": "tiny", "task": "translation",
-         "signatures": ["serving_default", "translate_nbest", "translate_with_attention"]}]}
+    assert client.get("/api/models").json() == {
+        "models": [
+            {
+                "name": "tiny",
+                "task": "translation",
+                "signatures": ["serving_default", "translate_nbest", "translate_with_attention"],
+            }
+        ]
+    }
 
 
 @pytest.mark.parametrize("signature", ["serving_default", "translate_nbest"])
@@ -106,34 +122,39 @@ def test_row_and_columnar_predict_equal_the_saved_model(client, loaded, signatur
     assert len(predictions) == len(SENTENCES)
     for sentence, answer in zip(SENTENCES, predictions):
         assert_same(answer, alone(loaded, signature, "text", sentence))
-    keyed = client.post("/v1/models/tiny:predict",
-                        json={"instances": [{"text": s} for s in SENTENCES], "signature_name": signature})
+    keyed = client.post(
+        "/v1/models/tiny:predict", json={"instances": [{"text": s} for s in SENTENCES], "signature_name": signature}
+    )
     assert keyed.json() == rows.json()
     columns = client.post("/v1/models/tiny:predict", json={"inputs": {"text": SENTENCES}, "signature_name": signature})
     outputs = columns.json()["outputs"]
     assert outputs == {key: [p[key] for p in predictions] for key in predictions[0]}
-    assert client.post("/v1/models/tiny:predict", json={"inputs": SENTENCES,
-                                                        "signature_name": signature}).json() == columns.json()
+    assert (
+        client.post("/v1/models/tiny:predict", json={"inputs": SENTENCES, "signature_name": signature}).json()
+        == columns.json()
+    )
 
 
 def test_attention_signature_per_sentence_equals_the_saved_model(client, loaded, served):
     """Its outputs are padded to the longest row of a call, so it is never batched across requests."""
     assert served["tiny"].batchable("serving_default") and not served["tiny"].batchable("translate_with_attention")
     for sentence in SENTENCES:
-        response = client.post("/v1/models/tiny:predict", json={"instances": [sentence],
-                                                                 "signature_name": "translate_with_attention"})
+        response = client.post(
+            "/v1/models/tiny:predict", json={"instances": [sentence], "signature_name": "translate_with_attention"}
+        )
         assert_same(response.json()["predictions"][0], alone(loaded, "translate_with_attention", "text", sentence))
 
 
 def test_nbest_gives_two_hypotheses_best_first(client, loaded):
-    out = client.post("/v1/models/tiny:predict", json={"instances": ["el gato come pan ."],
-                                                       "signature_name": "translate_nbest"}).json()["predictions"][0]
+    out = client.post(
+        "/v1/models/tiny:predict", json={"instances": ["el gato come pan ."], "signature_name": "translate_nbest"}
+    ).json()["predictions"][0]
     assert len(out["translations"]) == 2 and out["scores"][0] >= out["scores"][1]
     best = client.post("/v1/models/tiny:predict", json={"instances": ["el gato come pan ."]}).json()
     assert out["translations"][0] == best["predictions"][0]["translation"]
 
 
-BIG = "x" * (2 ** 20 + 1)
+BIG = "x" * (2**20 + 1)
 BAD_TRANSLATION_REQUESTS = [
     (b"{not json", 400, "malformed JSON"),
     (b"[1, 2]", 400, "must be a JSON object, got list"),
@@ -144,18 +165,22 @@ BAD_TRANSLATION_REQUESTS = [
     (b'{"instances": ["a", 5]}', 400, "instances[1]: expected a string, got int"),
     (b'{"instances": [{"txt": "a"}]}', 400, "instances[0]: fields ['txt']; this model's only input is 'text'"),
     (b'{"inputs": {"text": "a"}}', 400, "inputs.text: expected a list, got str"),
-    (json.dumps({"instances": ["a" * 100_000]}).encode(), 400,
-     "instances[0]: 100000 characters, more than the limit of 500 (--max-text-chars)"),
+    (
+        json.dumps({"instances": ["a" * 100_000]}).encode(),
+        400,
+        "instances[0]: 100000 characters, more than the limit of 500 (--max-text-chars)",
+    ),
     (json.dumps({"instances": ["a"] * 17}).encode(), 400, "17 inputs, more than the limit of 16 per request"),
-    (b'{"instances": ["a"], "signature_name": "nope"}', 400, "signature_name \"nope\" is not one of"),
+    (b'{"instances": ["a"], "signature_name": "nope"}', 400, 'signature_name "nope" is not one of'),
     (b'{"instances": ["a"], "signature_name": 3}', 400, "signature_name 3 is not one of"),
     (b"\xff\xfe", 400, "malformed JSON"),
     (json.dumps({"instances": [BIG]}).encode(), 413, "over the limit of 1048576 bytes (--max-body-bytes)"),
 ]
 
 
-@pytest.mark.parametrize("body,status,message", BAD_TRANSLATION_REQUESTS, ids=[m for _, _, m in
-                                                                               BAD_TRANSLATION_REQUESTS])
+@pytest.mark.parametrize(
+    "body,status,message", BAD_TRANSLATION_REQUESTS, ids=[m for _, _, m in BAD_TRANSLATION_REQUESTS]
+)
 def test_bad_requests_get_4xx_naming_the_field_or_limit(client, body, status, message):
     response = client.post("/v1/models/tiny:predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status
@@ -164,8 +189,11 @@ def test_bad_requests_get_4xx_naming_the_field_or_limit(client, body, status, me
 
 
 def test_unknown_model_and_route_are_404_json(client):
-    for response in (client.post("/v1/models/nope:predict", json={"instances": ["a"]}),
-                     client.get("/v1/models/nope"), client.get("/v1/models/nope/metadata")):
+    for response in (
+        client.post("/v1/models/nope:predict", json={"instances": ["a"]}),
+        client.get("/v1/models/nope"),
+        client.get("/v1/models/nope/metadata"),
+    ):
         assert response.status_code == 404
         assert response.json() == {"error": "model 'nope' not found; served models: ['tiny']"}
     assert client.get("/v2/anything").json() == {"error": "Not Found"}
@@ -191,8 +219,9 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(served, lo
     async def scenario():
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as http:
-                answers = await asyncio.gather(*[http.post("/v1/models/tiny:predict", json={"instances": [s]})
-                                                 for s in sentences])
+                answers = await asyncio.gather(
+                    *[http.post("/v1/models/tiny:predict", json={"instances": [s]}) for s in sentences]
+                )
                 return answers, (await http.get("/metrics")).text
 
     answers, metrics = asyncio.run(scenario())
@@ -230,22 +259,26 @@ def test_caption_b64_equals_the_saved_model(caption_client, captioning_export, s
     assert response.status_code == 200
     for image, answer in zip(images, response.json()["predictions"]):
         assert_same(answer, alone(loaded, signature, "image_bytes", image))
-    keyed = {"instances": [{"image_bytes": {"b64": base64.b64encode(images[0]).decode()}}],
-             "signature_name": signature}
-    assert_same(caption_client.post("/v1/models/cap:predict", json=keyed).json()["predictions"][0],
-                response.json()["predictions"][0])
+    keyed = {"instances": [{"image_bytes": {"b64": base64.b64encode(images[0]).decode()}}], "signature_name": signature}
+    assert_same(
+        caption_client.post("/v1/models/cap:predict", json=keyed).json()["predictions"][0],
+        response.json()["predictions"][0],
+    )
     if signature == "caption_with_attention":
         attention = response.json()["predictions"][0]["attention"]
         assert len(attention[0]) == 16  # 64x64 pixels through SmallCNN -> a 4x4 grid of regions
 
 
-@pytest.mark.parametrize("instance,message", [
-    ({"b64": base64.b64encode(b"this is no image").decode()}, "instances[0]: not a decodable image"),
-    ({"b64": "!!notbase64"}, "instances[0].b64: not valid base64"),
-    ({"b64": ""}, "instances[0].b64: empty image"),
-    ("a plain string", 'instances[0]: expected {"b64": "<base64 of the image file>"}, got str'),
-    ({"text": "a"}, "instances[0]: fields ['text']; this model's only input is 'image_bytes'"),
-])
+@pytest.mark.parametrize(
+    "instance,message",
+    [
+        ({"b64": base64.b64encode(b"this is no image").decode()}, "instances[0]: not a decodable image"),
+        ({"b64": "!!notbase64"}, "instances[0].b64: not valid base64"),
+        ({"b64": ""}, "instances[0].b64: empty image"),
+        ("a plain string", 'instances[0]: expected {"b64": "<base64 of the image file>"}, got str'),
+        ({"text": "a"}, "instances[0]: fields ['text']; this model's only input is 'image_bytes'"),
+    ],
+)
 def test_bad_images_get_400(caption_client, instance, message):
     response = caption_client.post("/v1/models/cap:predict", json={"instances": [instance]})
     assert response.status_code == 400 and message in response.json()["error"]

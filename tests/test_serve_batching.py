@@ -27,8 +27,9 @@ class Recorder:
 async def _gather(batcher, requests, checks=None):
     batcher.start()
     try:
-        return await asyncio.gather(*[batcher.submit(r, (checks or {}).get(i)) for i, r in enumerate(requests)],
-                                    return_exceptions=True)
+        return await asyncio.gather(
+            *[batcher.submit(r, (checks or {}).get(i)) for i, r in enumerate(requests)], return_exceptions=True
+        )
     finally:
         await batcher.close()
 

@@ -15,19 +15,30 @@ from test_serve_api import FLICKR_IMAGES, alone
 
 from seq2seq.server.process import ServerProcess
 
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1100,1400"]
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1100,1400",
+]
 SENTENCE = "el gato come pan ."
 
 
 @pytest.fixture()
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -r "
-                                                                 "requirements.txt)")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium not installed (pip install -r requirements.txt)"
+    )
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install -y chromium "
-                    "chromium-driver; .ci/run does it)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (apt-get install -y chromium "
+            "chromium-driver; .ci/run does it)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROME_FLAGS + [f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
@@ -49,11 +60,13 @@ def test_page_translates_and_captions_with_attention(browser, translation_export
     image = images[0]
     translation = alone(tf.saved_model.load(translation_export), "translate_with_attention", "text", SENTENCE)
     nbest = alone(tf.saved_model.load(translation_export), "translate_nbest", "text", SENTENCE)
-    caption = alone(tf.saved_model.load(captioning_export), "caption_with_attention", "image_bytes",
-                    open(image, "rb").read())
+    caption = alone(
+        tf.saved_model.load(captioning_export), "caption_with_attention", "image_bytes", open(image, "rb").read()
+    )
 
-    with ServerProcess([f"spa_en={translation_export}", f"flickr={captioning_export}"],
-                       log_path=str(tmp_path / "server.log")) as server:
+    with ServerProcess(
+        [f"spa_en={translation_export}", f"flickr={captioning_export}"], log_path=str(tmp_path / "server.log")
+    ) as server:
         browser.get(server.url + "/")
         wait = WebDriverWait(browser, 120)
         wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Serving"))
@@ -68,7 +81,7 @@ def test_page_translates_and_captions_with_attention(browser, translation_export
         assert items == [f"{t} ({s:.3f})" for t, s in zip(nbest["translations"], nbest["scores"])]
         rows = browser.find_elements(By.CSS_SELECTOR, "#translations table.attention tbody tr")
         source = [p for p in translation["source_pieces"] if p != "<pad>"]
-        target = translation["target_pieces"][:translation["target_pieces"].index("</s>") + 1]
+        target = translation["target_pieces"][: translation["target_pieces"].index("</s>") + 1]
         assert [r.find_element(By.TAG_NAME, "th").text for r in rows] == target
         assert all(len(r.find_elements(By.TAG_NAME, "td")) == len(source) for r in rows)
 
@@ -76,12 +89,14 @@ def test_page_translates_and_captions_with_attention(browser, translation_export
         wait.until(ec.text_to_be_present_in_element((By.ID, "status"), f"Captioned {os.path.basename(image)}."))
         assert browser.find_element(By.ID, "caption").text == caption["caption"]
         canvases = browser.find_elements(By.CSS_SELECTOR, "#caption-attention canvas.word-attention")
-        assert [c.get_attribute("data-word") for c in canvases] == caption["target_pieces"][:caption["lengths"]]
+        assert [c.get_attribute("data-word") for c in canvases] == caption["target_pieces"][: caption["lengths"]]
         # the overlay darkens the image unevenly: its pixels are not all one colour
         distinct = browser.execute_script(
             "const c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
             "const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i] + ',' + d[i+1] + ',' + d[i+2]);"
-            "return s.size;", canvases[0])
+            "return s.size;",
+            canvases[0],
+        )
         assert distinct > 100
         screenshot = tmp_path / "serve_page.png"
         assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000

@@ -22,18 +22,27 @@ def test_bad_spec_and_missing_export_exit_2(tmp_path, capsys):
 def test_sigterm_finishes_in_flight_requests_then_exits_0(translation_export, tmp_path):
     """A batch waits 3 s to fill; SIGTERM arrives meanwhile: the request is still answered, then exit 0."""
     answers = []
-    server = ServerProcess([f"tiny={translation_export}", "--max-wait-ms", "3000", "--max-body-bytes", "1000000"],
-                           log_path=str(tmp_path / "server.log"))
+    server = ServerProcess(
+        [f"tiny={translation_export}", "--max-wait-ms", "3000", "--max-body-bytes", "1000000"],
+        log_path=str(tmp_path / "server.log"),
+    )
     with server:
-        big = httpx.post(f"{server.url}/v1/models/tiny:predict", content=b'{"instances": ["' + b"a" * 20_000_000
-                         + b'"]}', headers={"content-type": "application/json"}, timeout=60)
+        big = httpx.post(
+            f"{server.url}/v1/models/tiny:predict",
+            content=b'{"instances": ["' + b"a" * 20_000_000 + b'"]}',
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
         assert big.status_code == 413
         assert big.json() == {"error": "request body over the limit of 1000000 bytes (--max-body-bytes)"}
         assert httpx.post(f"{server.url}/v1/models/tiny:predict", content=b"{oops", timeout=60).status_code == 400
 
         def request():
-            answers.append(httpx.post(f"{server.url}/v1/models/tiny:predict",
-                                      json={"instances": ["el gato come pan ."]}, timeout=60))
+            answers.append(
+                httpx.post(
+                    f"{server.url}/v1/models/tiny:predict", json={"instances": ["el gato come pan ."]}, timeout=60
+                )
+            )
 
         thread = threading.Thread(target=request)
         thread.start()

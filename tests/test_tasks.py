@@ -36,15 +36,23 @@ class TinyCocoCaptions(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
 
     def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(encoding_format="png"),
-            "image/filename": tfds.features.Text(),
-            "captions": tfds.features.Sequence({"text": tfds.features.Text()}),
-        }))
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(encoding_format="png"),
+                    "image/filename": tfds.features.Text(),
+                    "captions": tfds.features.Sequence({"text": tfds.features.Text()}),
+                }
+            ),
+        )
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(0, 12), "val": self._generate_examples(12, 16),
-                "test": self._generate_examples(16, 20)}
+        return {
+            "train": self._generate_examples(0, 12),
+            "val": self._generate_examples(12, 16),
+            "test": self._generate_examples(16, 20),
+        }
 
     def _generate_examples(self, start, stop):
         colours = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
@@ -52,8 +60,14 @@ class TinyCocoCaptions(tfds.core.GeneratorBasedBuilder):
             name = list(colours)[index % 3]
             image = np.zeros((32, 32, 3), np.uint8)
             image[8:24, 8:24] = colours[name]
-            yield index, {"image": image, "image/filename": f"img{index:03d}.png",
-                          "captions": {"text": [f"a {name} square", f"a {name} square on a black background"]}}
+            yield (
+                index,
+                {
+                    "image": image,
+                    "image/filename": f"img{index:03d}.png",
+                    "captions": {"text": [f"a {name} square", f"a {name} square on a black background"]},
+                },
+            )
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +80,34 @@ def tfds_dir(tmp_path_factory):
 def _captioning_values(tfds_dir, image_dir, **embedding):
     return {
         "task": "captioning",
-        "data": {"format": "tfds", "tfds_name": "tiny_coco_captions", "tfds_data_dir": tfds_dir,
-                 "image_dir": image_dir, "feature_cache": True, "max_target_length": 10},
+        "data": {
+            "format": "tfds",
+            "tfds_name": "tiny_coco_captions",
+            "tfds_data_dir": tfds_dir,
+            "image_dir": image_dir,
+            "feature_cache": True,
+            "max_target_length": 10,
+        },
         "tokenizer": {"kind": "word", "target_vocab_size": 40},
-        "model": {"embedding": {"dim": 8, **embedding},
-                  "encoder": {"type": "image", "backbone": "SmallCNN", "weights": None, "trainable": False,
-                              "image_size": 32, "units": 8},
-                  "decoder": {"units": 8}},
-        "train": {"batch_size": 4, "max_steps": 4, "eval_every": 2, "checkpoint_every": 2,
-                  "early_stopping_patience": None},
+        "model": {
+            "embedding": {"dim": 8, **embedding},
+            "encoder": {
+                "type": "image",
+                "backbone": "SmallCNN",
+                "weights": None,
+                "trainable": False,
+                "image_size": 32,
+                "units": 8,
+            },
+            "decoder": {"units": 8},
+        },
+        "train": {
+            "batch_size": 4,
+            "max_steps": 4,
+            "eval_every": 2,
+            "checkpoint_every": 2,
+            "early_stopping_patience": None,
+        },
         "decode": {"beam_size": 2, "max_length": 8},
     }
 
@@ -100,8 +133,7 @@ def test_tfds_captioning_trains_evaluates_and_exports(captioning_run, tmp_path):
     assert list(runner.predict_items("captioning", images, saved_model=export)) == in_process
 
 
-def test_loading_serving_and_export_create_no_optimizer(captioning_run, synthetic_model_dir, tmp_path,
-                                                        monkeypatch):
+def test_loading_serving_and_export_create_no_optimizer(captioning_run, synthetic_model_dir, tmp_path, monkeypatch):
     created = []
     original = keras.optimizers.Optimizer.__init__
 
@@ -126,9 +158,14 @@ def test_model_keras_loads_after_import_seq2seq_alone(synthetic_model_dir, tmp_p
         model = keras.saving.load_model(sys.argv[1])
         print(type(model).__name__, model.count_params(), getattr(model, "optimizer", None) is None)
     """)
-    done = subprocess.run([sys.executable, "-c", script, os.path.join(synthetic_model_dir, "model.keras")],
-                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", script, os.path.join(synthetic_model_dir, "model.keras")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(tmp_path),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     name, params, no_optimizer = done.stdout.split()[-3:]
     assert name == "Seq2Seq" and no_optimizer == "True"
@@ -137,8 +174,13 @@ def test_model_keras_loads_after_import_seq2seq_alone(synthetic_model_dir, tmp_p
 
 def test_pretrained_vectors_fill_the_caption_embedding_frozen(tfds_dir, tmp_path):
     vectors = tmp_path / "vectors.txt"
-    vectors.write_text("".join(f"{word} " + " ".join(str(0.1 * (i + 1) + 0.01 * d) for d in range(8)) + "\n"
-                               for i, word in enumerate(WORDS)), encoding="utf-8")
+    vectors.write_text(
+        "".join(
+            f"{word} " + " ".join(str(0.1 * (i + 1) + 0.01 * d) for d in range(8)) + "\n"
+            for i, word in enumerate(WORDS)
+        ),
+        encoding="utf-8",
+    )
     values = _captioning_values(tfds_dir, str(tmp_path / "images"), pretrained=str(vectors), trainable=False)
     model_dir = str(tmp_path / "model")
     runner.train(config_from_dict(values), model_dir, verbose=0)
@@ -153,14 +195,23 @@ def test_pretrained_vectors_fill_the_caption_embedding_frozen(tfds_dir, tmp_path
 
 def test_a_key_of_the_other_task_is_named():
     with pytest.raises(ConfigError, match=r"data.source_file is a translation key; a captioning config's data keys"):
-        config_from_dict({"task": "captioning", "model": {"encoder": {"type": "image"}},
-                          "data": {"format": "flickr8k", "source_file": "x"}})
+        config_from_dict(
+            {
+                "task": "captioning",
+                "model": {"encoder": {"type": "image"}},
+                "data": {"format": "flickr8k", "source_file": "x"},
+            }
+        )
     with pytest.raises(ConfigError, match=r"data.image_dir is a captioning key; a translation config's data keys"):
         config_from_dict({"data": {"path": "x.tsv", "image_dir": "images"}})
     with pytest.raises(ConfigError, match=r"task: got 'speech'; allowed values: 'translation', 'captioning'"):
         config_from_dict({"task": "speech"})
-    with pytest.raises(ConfigError, match=r"data.format: got 'tfds_coco'; allowed values: 'flickr8k', 'coco', 'table', 'tfds'"):
-        config_from_dict({"task": "captioning", "model": {"encoder": {"type": "image"}}, "data": {"format": "tfds_coco"}})
+    with pytest.raises(
+        ConfigError, match=r"data.format: got 'tfds_coco'; allowed values: 'flickr8k', 'coco', 'table', 'tfds'"
+    ):
+        config_from_dict(
+            {"task": "captioning", "model": {"encoder": {"type": "image"}}, "data": {"format": "tfds_coco"}}
+        )
 
 
 def test_every_kind_is_named_once_in_its_registry():

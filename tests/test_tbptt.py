@@ -130,12 +130,19 @@ from seq2seq.training.trainer import build_trainable_model
 
 
 def _config(tbptt_steps=None, **decoder):
-    return config_from_dict({
-        "data": {"path": "unused.tsv"},
-        "model": {"embedding": {"dim": 16}, "encoder": {"units": 16},
-                  "decoder": {"units": 24, **decoder}},
-        "train": {"max_steps": 6, "eval_every": 3, "checkpoint_every": 3,
-                  "learning_rate": 0.01, "tbptt_steps": tbptt_steps}})
+    return config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {"embedding": {"dim": 16}, "encoder": {"units": 16}, "decoder": {"units": 24, **decoder}},
+            "train": {
+                "max_steps": 6,
+                "eval_every": 3,
+                "checkpoint_every": 3,
+                "learning_rate": 0.01,
+                "tbptt_steps": tbptt_steps,
+            },
+        }
+    )
 
 
 def _copy_batch(rng, batch=16, length=6, vocab=12):
@@ -147,23 +154,20 @@ def _copy_batch(rng, batch=16, length=6, vocab=12):
     return (source, np.concatenate([bos, words], 1)), source
 
 
-@pytest.mark.parametrize("decoder", [{"cell": "gru"},
-                                     {"cell": "lstm", "attention": "luong",
-                                      "input_feeding": True, "layers": 2}])
+@pytest.mark.parametrize(
+    "decoder", [{"cell": "gru"}, {"cell": "lstm", "attention": "luong", "input_feeding": True, "layers": 2}]
+)
 def test_seq2seq_decoder_windows_equal_full_unroll(decoder):
     model = build_model(_config(**decoder), 12, 12)
     (source, target_in), _ = _copy_batch(np.random.default_rng(1), batch=3)
     state, constants = model.encode(source)
-    full, _, full_state = model.decoder(target_in, constants, state,
-                                        return_state=True)
+    full, _, full_state = model.decoder(target_in, constants, state, return_state=True)
 
     def window_step(start, stop, carried):
-        logits, _, final = model.decoder(target_in[:, start:stop], constants,
-                                         carried, return_state=True)
+        logits, _, final = model.decoder(target_in[:, start:stop], constants, carried, return_state=True)
         return tf.constant(0.0), final, logits
 
-    losses, final, windowed = window_loop(window_step, target_in.shape[1], 3,
-                                          state)
+    losses, final, windowed = window_loop(window_step, target_in.shape[1], 3, state)
     assert losses.shape == (3,)  # ceil(7 / 3)
     np.testing.assert_allclose(windowed.numpy(), full.numpy(), atol=1e-5)
     for a, b in zip(tf.nest.flatten(final), tf.nest.flatten(full_state)):
@@ -198,8 +202,8 @@ def test_seq2seq_tbptt_trains_copy_task():
     batches = [_copy_batch(rng) for _ in range(30)]
     data = tf.data.Dataset.from_generator(
         lambda: iter(batches),
-        output_signature=((tf.TensorSpec([None, None], tf.int32),) * 2,
-                          tf.TensorSpec([None, None], tf.int32)))
+        output_signature=((tf.TensorSpec([None, None], tf.int32),) * 2, tf.TensorSpec([None, None], tf.int32)),
+    )
     eval_x, eval_y = _copy_batch(np.random.default_rng(9), batch=64)
     before = model.evaluate(eval_x, eval_y, verbose=0, return_dict=True)
     history = model.fit(data.repeat(3), verbose=0).history
@@ -216,12 +220,13 @@ def test_tbptt_steps_from_config_through_fit(tmp_path):
     model = compile_model(build_trainable_model(config, 12, 12), config.train)
     batch = _copy_batch(np.random.default_rng(3), batch=4, length=2)  # T = 3
     data = tf.data.Dataset.from_tensors(batch)
-    result = fit(model, data.repeat(), data, config.train, str(tmp_path),
-                 verbose=0)
+    result = fit(model, data.repeat(), data, config.train, str(tmp_path), verbose=0)
     # 2 windows (2 + 1 positions) per batch: 3 batches reach max_steps = 6.
     assert result["final_step"] == 6
     assert [step for step, _ in list_checkpoints(str(tmp_path))] == [4, 6]
     with pytest.raises(ValueError, match="tbptt_steps"):
-        build_trainable_model(config_from_dict({
-            "data": {"path": "unused.tsv"},
-            "train": {"tbptt_steps": 2, "doubly_stochastic": 1.0}}), 12, 12)
+        build_trainable_model(
+            config_from_dict({"data": {"path": "unused.tsv"}, "train": {"tbptt_steps": 2, "doubly_stochastic": 1.0}}),
+            12,
+            12,
+        )

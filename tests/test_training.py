@@ -12,9 +12,13 @@ from seq2seq.training.trainer import build_trainable_model
 
 
 def tiny(max_steps, **train):
-    return config_from_dict({"data": {"path": "unused.tsv"},
-                             "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
-                             "train": {"max_steps": max_steps, "eval_every": 4, "checkpoint_every": 3, **train}})
+    return config_from_dict(
+        {
+            "data": {"path": "unused.tsv"},
+            "model": {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}},
+            "train": {"max_steps": max_steps, "eval_every": 4, "checkpoint_every": 3, **train},
+        }
+    )
 
 
 def data():

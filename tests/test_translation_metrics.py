@@ -11,10 +11,20 @@ from pipelines.translation import DataError
 from seq2seq.evaluation import read_reference_streams, translation_metrics
 from seq2seq.evaluation.wmt_convention import lc_norm_tok
 
-HYPOTHESES = ["Ein Mann fährt mit dem Fahrrad über die Straße.", "Zwei Hunde spielen im Schnee.",
-              "Eine Frau liest ein Buch.", 'Der Mann sagt "Hallo".']
-REFERENCES = [["Ein Mann fährt Fahrrad auf der Straße.", "Zwei Hunde spielen im Schnee.",
-               "eine Frau liest ein Buch im Park.", "Der Mann sagt „Hallo“."]]
+HYPOTHESES = [
+    "Ein Mann fährt mit dem Fahrrad über die Straße.",
+    "Zwei Hunde spielen im Schnee.",
+    "Eine Frau liest ein Buch.",
+    'Der Mann sagt "Hallo".',
+]
+REFERENCES = [
+    [
+        "Ein Mann fährt Fahrrad auf der Straße.",
+        "Zwei Hunde spielen im Schnee.",
+        "eine Frau liest ein Buch im Park.",
+        "Der Mann sagt „Hallo“.",
+    ]
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +47,31 @@ def test_cased_bleu_hand_computed(metrics):
 def test_lowercased_bleu_chrf_ter_pinned(metrics):
     # Values from sacreBLEU 2.6.0 on these inputs (the command line gives the same, see the test below).
     # Lowercased: "eine Frau liest ein" adds one match at every order: 22/29, 14/25, 9/21, 5/17.
-    assert metrics["bleu_lc"]["score"] == pytest.approx(100.0 * (22 / 29 * 14 / 25 * 9 / 21 * 5 / 17) ** 0.25,
-                                                        rel=1e-9)
+    assert metrics["bleu_lc"]["score"] == pytest.approx(100.0 * (22 / 29 * 14 / 25 * 9 / 21 * 5 / 17) ** 0.25, rel=1e-9)
     assert metrics["bleu_lc"]["score"] == 48.10489288
     assert metrics["bleu_lc"]["signature"] == "nrefs:1|case:lc|eff:no|tok:13a|smooth:exp|version:2.6.0"
-    assert metrics["chrf"] == {"score": 74.0909307367,
-                               "signature": "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"}
-    assert metrics["ter"] == {"score": 34.7826086957,
-                              "signature": "nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:2.6.0"}
+    assert metrics["chrf"] == {
+        "score": 74.0909307367,
+        "signature": "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0",
+    }
+    assert metrics["ter"] == {
+        "score": 34.7826086957,
+        "signature": "nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:2.6.0",
+    }
     assert set(metrics) == {"bleu", "bleu_lc", "chrf", "ter", "bleu_wmt_lc_norm_tok"}
 
 
 def test_wmt_lc_norm_tok_convention(metrics):
     # Moses normalisation maps „ “ to ", the Moses tokenizer splits them off: the quoted word now matches.
-    assert lc_norm_tok(['Der Mann sagt „Hallo“.', 'Der Mann sagt "Hallo".'], "de") == [
-        'der mann sagt " hallo " .'] * 2
+    assert lc_norm_tok(["Der Mann sagt „Hallo“.", 'Der Mann sagt "Hallo".'], "de") == ['der mann sagt " hallo " .'] * 2
     wmt = metrics["bleu_wmt_lc_norm_tok"]
     # Lowercased counts plus the 4th sentence fully matching (7 tokens on both sides now): 25/29, 18/25, 13/21,
     # 9/17; lengths 29 vs 29.
     assert wmt["score"] == pytest.approx(100.0 * (25 / 29 * 18 / 25 * 13 / 21 * 9 / 17) ** 0.25, rel=1e-9)
     assert wmt["score"] == 67.158043927
-    assert wmt["signature"] == ("lc.norm.tok:sacremoses-0.2.0|lang:de|"
-                                "nrefs:1|case:mixed|eff:no|tok:none|smooth:exp|version:2.6.0")
+    assert wmt["signature"] == (
+        "lc.norm.tok:sacremoses-0.2.0|lang:de|nrefs:1|case:mixed|eff:no|tok:none|smooth:exp|version:2.6.0"
+    )
     assert "bleu_wmt_lc_norm_tok" not in translation_metrics(HYPOTHESES, REFERENCES)
     with pytest.raises(ValueError, match=r"wmt_convention=True needs target_language"):
         translation_metrics(HYPOTHESES, REFERENCES, wmt_convention=True)
@@ -89,8 +102,12 @@ def test_same_numbers_as_the_sacrebleu_command_line(tmp_path, metrics):
 
 
 def test_two_reference_streams():
-    second = ["Ein Mann fährt mit dem Fahrrad über die Straße.", "Hunde spielen.", "Eine Frau liest ein Buch.",
-              "Der Mann sagt Hallo."]
+    second = [
+        "Ein Mann fährt mit dem Fahrrad über die Straße.",
+        "Hunde spielen.",
+        "Eine Frau liest ein Buch.",
+        "Der Mann sagt Hallo.",
+    ]
     result = translation_metrics(HYPOTHESES, REFERENCES + [second])
     assert "nrefs:2" in result["bleu"]["signature"]
     assert result["bleu"]["score"] > translation_metrics(HYPOTHESES, REFERENCES)["bleu"]["score"]
@@ -135,5 +152,8 @@ def test_multi30k_references_scored_as_they_stand():
     result = translation_metrics(lowercased, streams, wmt_convention=True, target_language="de")
     # Only the case-insensitive scores forgive the lost capitals of German nouns (values from sacreBLEU 2.6.0).
     assert (result["bleu_lc"]["score"], result["bleu_wmt_lc_norm_tok"]["score"], result["ter"]["score"]) == (
-        100.0, 100.0, 0.0)
+        100.0,
+        100.0,
+        0.0,
+    )
     assert (result["bleu"]["score"], result["chrf"]["score"]) == (23.2723629801, 77.3860778699)

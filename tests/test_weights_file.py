@@ -69,13 +69,20 @@ def full_disk(tmp_path):
 
 
 def test_full_disk_gives_one_error_line_exit_0_and_intact_checkpoints(full_disk):
-    done = subprocess.run([sys.executable, "-c", FILL_DISK, str(full_disk)], capture_output=True, text=True,
-                          timeout=240, env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
+    done = subprocess.run(
+        [sys.executable, "-c", FILL_DISK, str(full_disk)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert done.returncode == 0, done.stderr[-2000:]  # model.save_weights here: h5py traceback, then exit -11
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("error:")]
-    assert line == (f"error: no space left on device at {full_disk / 'ckpt-2.weights.h5'}: free some space or use "
-                    "a folder on another disk, then run the command again (files written before are intact)")
+    assert line == (
+        f"error: no space left on device at {full_disk / 'ckpt-2.weights.h5'}: free some space or use "
+        "a folder on another disk, then run the command again (files written before are intact)"
+    )
     assert sorted(os.listdir(full_disk)) == ["ckpt-0.weights.h5", "ckpt-1.weights.h5"]  # no temporary left
     model = keras.Sequential([keras.Input((100,)), keras.layers.Dense(2000), keras.layers.Dense(10)])
     model.load_weights(str(full_disk / "ckpt-1.weights.h5"))

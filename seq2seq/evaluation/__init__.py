@@ -15,18 +15,28 @@ Hypotheses and references are scored as given, with Unicode NFC as the only chan
 from seq2seq.evaluation.bleu import corpus_bleu, per_sentence_scores, per_sentence_signatures, sentence_bleu
 from seq2seq.evaluation.caption_scores import caption_metrics
 from seq2seq.evaluation.references import (
-                                           LAYOUTS,
-                                           check_streams,
-                                           nfc,
-                                           normalize_references,
-                                           read_reference_streams,
-                                           reference_streams,
-                                           streams_to_items,
+    LAYOUTS,
+    check_streams,
+    nfc,
+    normalize_references,
+    read_reference_streams,
+    reference_streams,
+    streams_to_items,
 )
 from seq2seq.evaluation.translation_scores import translation_metrics
 
 __all__ = [
-    "LAYOUTS", "caption_metrics", "check_streams", "corpus_bleu", "nfc", "normalize_references",
-    "per_sentence_scores", "per_sentence_signatures", "read_reference_streams", "reference_streams",
-    "sentence_bleu", "streams_to_items", "translation_metrics",
+    "LAYOUTS",
+    "caption_metrics",
+    "check_streams",
+    "corpus_bleu",
+    "nfc",
+    "normalize_references",
+    "per_sentence_scores",
+    "per_sentence_signatures",
+    "read_reference_streams",
+    "reference_streams",
+    "sentence_bleu",
+    "streams_to_items",
+    "translation_metrics",
 ]

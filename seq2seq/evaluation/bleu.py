@@ -56,8 +56,7 @@ def _nltk_bleu_n(hypotheses, references, tokenizer, lowercase) -> list[float]:
     hyp_tokens = [tokens(h) for h in hypotheses]
     ref_tokens = [[tokens(r) for r in refs] for refs in references]
     weights = [tuple([1.0 / n] * n) for n in range(1, MAX_ORDER + 1)]
-    scores = nltk_corpus_bleu(ref_tokens, hyp_tokens, weights=weights,
-                              smoothing_function=SmoothingFunction().method1)
+    scores = nltk_corpus_bleu(ref_tokens, hyp_tokens, weights=weights, smoothing_function=SmoothingFunction().method1)
     return [_round(100.0 * s) for s in scores]
 
 
@@ -73,8 +72,13 @@ def _score_fields(result) -> dict:
     }
 
 
-def corpus_bleu(hypotheses: Sequence[str], references: References, tokenize: str = "13a",
-                lowercase: bool = False, effective_order: bool = True) -> dict:
+def corpus_bleu(
+    hypotheses: Sequence[str],
+    references: References,
+    tokenize: str = "13a",
+    lowercase: bool = False,
+    effective_order: bool = True,
+) -> dict:
     """Corpus BLEU of detokenised ``hypotheses`` against ``references`` (sacreBLEU, and NLTK for comparison).
 
     Args:
@@ -107,8 +111,7 @@ def corpus_bleu(hypotheses: Sequence[str], references: References, tokenize: str
     streams = reference_streams(refs)
 
     def sacre(order):
-        metric = BLEU(tokenize=tokenize, lowercase=lowercase, max_ngram_order=order,
-                      effective_order=effective_order)
+        metric = BLEU(tokenize=tokenize, lowercase=lowercase, max_ngram_order=order, effective_order=effective_order)
         return metric, metric.corpus_score(hyps, streams)
 
     metric, result = sacre(MAX_ORDER)
@@ -141,20 +144,29 @@ def _warn_if_zero_for_want_of_ngrams(result) -> None:
     if result.score > 0 or not any(result.counts):
         return  # a positive score, or no match at all (0 under any smoothing): nothing to explain
     absent = [n for n, total in enumerate(result.totals, start=1) if total == 0]
-    unmatched = [n for n, (count, total) in enumerate(zip(result.counts, result.totals), start=1)
-                 if total > 0 and count == 0]
+    unmatched = [
+        n for n, (count, total) in enumerate(zip(result.counts, result.totals), start=1) if total > 0 and count == 0
+    ]
     reasons = []
     if absent:
         reasons.append(f"the hypothesis ({result.sys_len} tokens) has no {', '.join(f'{n}-grams' for n in absent)}")
     if unmatched:
         reasons.append(f"no {', '.join(f'{n}-gram' for n in unmatched)} of the hypothesis matches a reference")
-    warnings.warn(f"unsmoothed sentence BLEU-{len(result.totals)} is 0.0: {'; '.join(reasons)} (n-gram orders "
-                  f"{', '.join(map(str, absent + unmatched))} missing); smooth=True uses sacreBLEU's effective order",
-                  UserWarning, stacklevel=3)
+    warnings.warn(
+        f"unsmoothed sentence BLEU-{len(result.totals)} is 0.0: {'; '.join(reasons)} (n-gram orders "
+        f"{', '.join(map(str, absent + unmatched))} missing); smooth=True uses sacreBLEU's effective order",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
-def sentence_bleu(hypothesis: str, references: Union[str, Sequence[str]], smooth: Union[bool, str] = True,
-                  lowercase: bool = False, tokenize: str = "13a") -> dict:
+def sentence_bleu(
+    hypothesis: str,
+    references: Union[str, Sequence[str]],
+    smooth: Union[bool, str] = True,
+    lowercase: bool = False,
+    tokenize: str = "13a",
+) -> dict:
     """Sentence-level BLEU of one hypothesis, sacreBLEU's with effective order (Post 2018; sacreBLEU ``-sl``).
 
     With ``smooth=True`` (default) this is ``BLEU(effective_order=True).sentence_score``: n-gram orders longer than
@@ -187,23 +199,28 @@ def sentence_bleu(hypothesis: str, references: Union[str, Sequence[str]], smooth
         raise TypeError(f"sentence_bleu takes one hypothesis string, got {type(hypothesis).__name__}")
     refs = normalize_references([hypothesis], [references])[0]
     smooth_method, effective_order = _smoothing(smooth)
-    metric = BLEU(tokenize=tokenize, lowercase=lowercase, smooth_method=smooth_method,
-                  effective_order=effective_order)
+    metric = BLEU(tokenize=tokenize, lowercase=lowercase, smooth_method=smooth_method, effective_order=effective_order)
     # corpus_score of a one-line corpus is sentence_score's computation without its log warning for eff:no.
     result = metric.corpus_score([nfc(hypothesis)], [[ref] for ref in refs])
     if smooth_method == "none":
         _warn_if_zero_for_want_of_ngrams(result)
     fields = _score_fields(result)
-    return {"score": fields.pop("score"), "signature": str(metric.get_signature()),
-            "counts": list(result.counts), "totals": list(result.totals), **fields}
+    return {
+        "score": fields.pop("score"),
+        "signature": str(metric.get_signature()),
+        "counts": list(result.counts),
+        "totals": list(result.totals),
+        **fields,
+    }
 
 
 def _sentence_metrics(lowercase: bool) -> dict:
     return {"bleu": BLEU(lowercase=lowercase, effective_order=True), "chrf": CHRF(lowercase=lowercase)}
 
 
-def per_sentence_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
-                        lowercase: bool = False) -> list[dict]:
+def per_sentence_scores(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]], lowercase: bool = False
+) -> list[dict]:
     """Sentence BLEU (effective order, ``exp`` smoothing) and sentence chrF of every hypothesis.
 
     The per-line view for ``evaluate --per-sentence``: sacreBLEU's ``--sentence-level`` scores. Their mean is not
@@ -227,8 +244,7 @@ def per_sentence_scores(hypotheses: Sequence[str], references: Sequence[Sequence
     scores = []
     for i, hypothesis in enumerate(hyps):
         refs = [stream[i] for stream in streams]
-        scores.append({name: _round(metric.sentence_score(hypothesis, refs).score)
-                       for name, metric in metrics.items()})
+        scores.append({name: _round(metric.sentence_score(hypothesis, refs).score) for name, metric in metrics.items()})
     return scores
 
 

@@ -41,8 +41,10 @@ from seq2seq.evaluation.references import References, nfc, normalize_references
 
 METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d")
 _DECIMALS = 10
-_NO_JAVA = ("no Java runtime ('java' not on PATH): pycocoevalcap's PTB tokenizer and METEOR 1.5 run in Java; "
-            "install one (Debian/Ubuntu: apt-get install default-jre-headless)")
+_NO_JAVA = (
+    "no Java runtime ('java' not on PATH): pycocoevalcap's PTB tokenizer and METEOR 1.5 run in Java; "
+    "install one (Debian/Ubuntu: apt-get install default-jre-headless)"
+)
 
 
 def _one_line(text: str) -> str:
@@ -71,8 +73,10 @@ def ptb_tokenize(hypotheses: list[str], references: list[list[str]]) -> tuple[di
     tokenized = PTBTokenizer().tokenize(captions)
     expected = {key: len(value) for key, value in captions.items()}
     if {key: len(value) for key, value in tokenized.items()} != expected:
-        raise RuntimeError(f"the PTB tokenizer (java) returned {sum(map(len, tokenized.values()))} lines for "
-                           f"{sum(expected.values())} captions; see its error output above")
+        raise RuntimeError(
+            f"the PTB tokenizer (java) returned {sum(map(len, tokenized.values()))} lines for "
+            f"{sum(expected.values())} captions; see its error output above"
+        )
     gts = {i: tokenized[("ref", i)] for i in range(len(references))}
     res = {i: tokenized[("hyp", i)] for i in range(len(hypotheses))}
     return gts, res
@@ -128,15 +132,23 @@ def caption_metrics(hypotheses: Sequence[str], references: References) -> dict:
     raw["cider_d"] = {"score": Cider().compute_score(gts, res)[0]}
 
     counts = {len(r) for r in refs}
-    base = (f"coco-caption|tok:ptb.lc.nopunct|nrefs:{counts.pop() if len(counts) == 1 else 'var'}|"
-            f"pycocoevalcap:{version('pycocoevalcap')}")
-    details = {"meteor": "meteor-1.5(-l en -norm)", "rouge_l": "rouge-l(beta:1.2)", "cider_d": "cider-d(n:4,sigma:6)",
-               **{f"bleu_{n}": f"bleu-{n}(ref_len:closest)" for n in range(1, 5)}}
+    base = (
+        f"coco-caption|tok:ptb.lc.nopunct|nrefs:{counts.pop() if len(counts) == 1 else 'var'}|"
+        f"pycocoevalcap:{version('pycocoevalcap')}"
+    )
+    details = {
+        "meteor": "meteor-1.5(-l en -norm)",
+        "rouge_l": "rouge-l(beta:1.2)",
+        "cider_d": "cider-d(n:4,sigma:6)",
+        **{f"bleu_{n}": f"bleu-{n}(ref_len:closest)" for n in range(1, 5)},
+    }
     metrics = {}
     for name in METRICS:
         if "skipped" in raw[name]:
             metrics[name] = raw[name]
         else:
-            metrics[name] = {"score": round(100.0 * float(raw[name]["score"]), _DECIMALS),
-                             "signature": f"{base}|metric:{details[name]}"}
+            metrics[name] = {
+                "score": round(100.0 * float(raw[name]["score"]), _DECIMALS),
+                "signature": f"{base}|metric:{details[name]}",
+            }
     return metrics

@@ -35,7 +35,8 @@ LAYOUTS = (
     "a flat list of strings = one reference each\n"
     "  sacreBLEU reference streams (translation_metrics, per_sentence_scores): references[j] = j-th reference file, "
     "one string per hypothesis,\n"
-    "    e.g. translation_metrics(['a cat', 'a dog'], [['the cat', 'the dog']])")
+    "    e.g. translation_metrics(['a cat', 'a dog'], [['the cat', 'the dog']])"
+)
 
 
 def nfc(text: str) -> str:
@@ -51,8 +52,10 @@ def _check_hypotheses(hypotheses: Sequence[str]) -> list[str]:
     for i, hypothesis in enumerate(hypotheses):
         if not isinstance(hypothesis, str):
             if isinstance(hypothesis, (list, tuple)):
-                raise ValueError(f"hypothesis {i} is a {type(hypothesis).__name__} (a token list?); hypotheses are "
-                                 f"detokenised strings.\n{LAYOUTS}")
+                raise ValueError(
+                    f"hypothesis {i} is a {type(hypothesis).__name__} (a token list?); hypotheses are "
+                    f"detokenised strings.\n{LAYOUTS}"
+                )
             raise TypeError(f"hypothesis {i} is {type(hypothesis).__name__}, expected str")
     return [nfc(h) for h in hypotheses]
 
@@ -75,9 +78,11 @@ def _refuse_token_lists(hypotheses: list[str], references: list[list[str]]) -> N
     all_single_tokens = all(len(refs) >= 2 and all(len(r.split()) <= 1 for r in refs) for refs in references)
     if all_single_tokens and any(len(h.split()) > 1 for h in hypotheses):
         example = references[0][:6]
-        raise ValueError(f"every hypothesis has several one-word references (references[0] = {example!r}) while "
-                         f"hypotheses have several words: token lists where sentences are expected? Join the tokens "
-                         f"of each reference into one string.\n{LAYOUTS}")
+        raise ValueError(
+            f"every hypothesis has several one-word references (references[0] = {example!r}) while "
+            f"hypotheses have several words: token lists where sentences are expected? Join the tokens "
+            f"of each reference into one string.\n{LAYOUTS}"
+        )
 
 
 def normalize_references(hypotheses: Sequence[str], references: References) -> list[list[str]]:
@@ -103,7 +108,8 @@ def normalize_references(hypotheses: Sequence[str], references: References) -> l
     if len(references) != len(hypotheses):
         raise ValueError(
             f"got {len(hypotheses)} hypotheses but {len(references)} reference entries; "
-            f"references[i] must hold the reference(s) of hypothesis i\n{LAYOUTS}")
+            f"references[i] must hold the reference(s) of hypothesis i\n{LAYOUTS}"
+        )
     normalized = []
     for i, item in enumerate(references):
         refs = [item] if isinstance(item, str) else list(item)
@@ -134,14 +140,18 @@ def check_streams(hypotheses: Sequence[str], streams: Sequence[Sequence[str]]) -
     if isinstance(streams, str) or not streams:
         raise ValueError(f"references must be a non-empty list of reference streams\n{LAYOUTS}")
     if all(isinstance(stream, str) for stream in streams):
-        raise ValueError(f"references is a flat list of strings; reference streams are lists of strings: wrap it, "
-                         f"[references], for one reference per hypothesis\n{LAYOUTS}")
+        raise ValueError(
+            f"references is a flat list of strings; reference streams are lists of strings: wrap it, "
+            f"[references], for one reference per hypothesis\n{LAYOUTS}"
+        )
     checked = []
     for j, stream in enumerate(streams):
         if isinstance(stream, str) or len(stream) != len(hypotheses):
             length = "a string" if isinstance(stream, str) else f"{len(stream)} entries"
-            raise ValueError(f"reference stream {j} has {length} but there are {len(hypotheses)} hypotheses; "
-                             f"each stream holds one reference per hypothesis\n{LAYOUTS}")
+            raise ValueError(
+                f"reference stream {j} has {length} but there are {len(hypotheses)} hypotheses; "
+                f"each stream holds one reference per hypothesis\n{LAYOUTS}"
+            )
         checked.append([_check_reference(ref, f"reference {i} of stream {j}") for i, ref in enumerate(stream)])
     _refuse_token_lists(checked_hypotheses, streams_to_items(checked))
     return checked
@@ -177,8 +187,9 @@ def _read_lines(path: str) -> list[str]:
     return lines
 
 
-def read_reference_streams(paths: Sequence[Union[str, os.PathLike]],
-                           expected_lines: Optional[int] = None) -> list[list[str]]:
+def read_reference_streams(
+    paths: Sequence[Union[str, os.PathLike]], expected_lines: Optional[int] = None
+) -> list[list[str]]:
     """Reads reference files, one sacreBLEU stream per file, as the sacreBLEU command line does, then NFC.
 
     Each line is one reference; lines are split on ``\\n`` only and lose their trailing whitespace (the
@@ -210,7 +221,8 @@ def read_reference_streams(paths: Sequence[Union[str, os.PathLike]],
         if expected_lines is None:
             expected_lines, expected_from = len(lines), f"{path} has {len(lines)}"
         elif len(lines) != expected_lines:
-            raise DataError(f"{path}: {len(lines)} lines, but {expected_from}; every reference file needs one line "
-                            f"per hypothesis")
+            raise DataError(
+                f"{path}: {len(lines)} lines, but {expected_from}; every reference file needs one line per hypothesis"
+            )
         streams.append(lines)
     return streams

@@ -30,14 +30,23 @@ def _entry(metric, hypotheses, streams, prefix: str = "") -> dict:
     result = metric.corpus_score(hypotheses, streams)
     entry = {"score": round(float(result.score), _DECIMALS), "signature": prefix + str(metric.get_signature())}
     if isinstance(metric, BLEU):
-        entry.update({"precisions": [round(float(p), _DECIMALS) for p in result.precisions],
-                      "brevity_penalty": round(float(result.bp), _DECIMALS),
-                      "sys_len": int(result.sys_len), "ref_len": int(result.ref_len)})
+        entry.update(
+            {
+                "precisions": [round(float(p), _DECIMALS) for p in result.precisions],
+                "brevity_penalty": round(float(result.bp), _DECIMALS),
+                "sys_len": int(result.sys_len),
+                "ref_len": int(result.ref_len),
+            }
+        )
     return entry
 
 
-def translation_metrics(hypotheses: Sequence[str], references: Sequence[Sequence[str]], wmt_convention: bool = False,
-                        target_language: Optional[str] = None) -> dict:
+def translation_metrics(
+    hypotheses: Sequence[str],
+    references: Sequence[Sequence[str]],
+    wmt_convention: bool = False,
+    target_language: Optional[str] = None,
+) -> dict:
     """Scores detokenised translations against reference streams, one entry per metric with its signature.
 
     Args:
@@ -63,8 +72,10 @@ def translation_metrics(hypotheses: Sequence[str], references: Sequence[Sequence
       TypeError: non-string entries.
     """
     if wmt_convention and not target_language:
-        raise ValueError("wmt_convention=True needs target_language (the hypotheses' language, e.g. 'de'): Moses "
-                         "normalisation and tokenisation are language-specific")
+        raise ValueError(
+            "wmt_convention=True needs target_language (the hypotheses' language, e.g. 'de'): Moses "
+            "normalisation and tokenisation are language-specific"
+        )
     streams = check_streams(hypotheses, references)  # checks both sides, NFC
     hyps = [nfc(h) for h in hypotheses]
     metrics = {
@@ -75,6 +86,9 @@ def translation_metrics(hypotheses: Sequence[str], references: Sequence[Sequence
     }
     if wmt_convention:
         metrics["bleu_wmt_lc_norm_tok"] = _entry(
-            BLEU(tokenize="none", force=True), lc_norm_tok(hyps, target_language),  # tokenised on purpose
-            [lc_norm_tok(stream, target_language) for stream in streams], prefix=describe(target_language) + "|")
+            BLEU(tokenize="none", force=True),
+            lc_norm_tok(hyps, target_language),  # tokenised on purpose
+            [lc_norm_tok(stream, target_language) for stream in streams],
+            prefix=describe(target_language) + "|",
+        )
     return metrics

@@ -32,8 +32,7 @@ def lc_norm_tok(texts: Sequence[str], language: str) -> list[str]:
     """
     normalizer = MosesPunctNormalizer(lang=language)
     tokenizer = MosesTokenizer(lang=language)
-    return [tokenizer.tokenize(normalizer.normalize(text.lower()), return_str=True, escape=False)
-            for text in texts]
+    return [tokenizer.tokenize(normalizer.normalize(text.lower()), return_str=True, escape=False) for text in texts]
 
 
 def describe(language: str) -> str:

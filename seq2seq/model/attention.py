@@ -1,7 +1,8 @@
 """Attention over an encoder memory: Bahdanau (additive) and Luong (multiplicative).
 
 Both layers are thin wrappers around Keras' own scoring layers (`keras.layers.AdditiveAttention`, with its
-score reduced by a matrix product, and `keras.layers.Attention`), adding the learned projections of the papers and a split between the
+score reduced by a matrix product, and `keras.layers.Attention`), adding the learned projections of the papers
+and a split between the
 per-source work (projecting the memory into keys, done once per sentence) and the per-step work
 (scoring a query), so step-by-step decoding does not re-project the memory at every step.
 """
@@ -71,8 +72,9 @@ class MemoryAttention(keras.layers.Layer):
         self.units = int(units)
         self.score = score
         self.key_projection = keras.layers.Dense(self.units, use_bias=False, name="key_projection")
-        self.query_projection = (keras.layers.Dense(self.units, use_bias=False, name="query_projection")
-                                 if spec.projects_query else None)
+        self.query_projection = (
+            keras.layers.Dense(self.units, use_bias=False, name="query_projection") if spec.projects_query else None
+        )
         self.scorer = spec.scorer()
 
     def build(self, query_shape, keys_shape=None, memory_shape=None, memory_mask_shape=None):
@@ -121,6 +123,10 @@ class AttentionScore:
 
 
 ATTENTIONS.register("bahdanau", AttentionScore(lambda: AdditiveAttention(use_scale=True, name="additive"), True, True))
-ATTENTIONS.register("luong", AttentionScore(
-    lambda: keras.layers.Attention(use_scale=False, score_mode="dot", name="multiplicative"), False, False))
+ATTENTIONS.register(
+    "luong",
+    AttentionScore(
+        lambda: keras.layers.Attention(use_scale=False, score_mode="dot", name="multiplicative"), False, False
+    ),
+)
 ATTENTIONS.register("none", None)  # no attention: the decoder reads only its initial state

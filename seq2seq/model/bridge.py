@@ -50,43 +50,39 @@ class Bridge(keras.layers.Layer):
             states (the message lists both structures).
     """
 
-    def __init__(self, kind="dense", target_state_sizes=(), activation="tanh",
-                 **kwargs):
+    def __init__(self, kind="dense", target_state_sizes=(), activation="tanh", **kwargs):
         super().__init__(**kwargs)
         if kind not in BRIDGES:
-            raise ValueError(
-                f"Unknown bridge kind {kind!r}; allowed values are "
-                f"{', '.join(repr(k) for k in BRIDGES)}.")
+            raise ValueError(f"Unknown bridge kind {kind!r}; allowed values are {', '.join(repr(k) for k in BRIDGES)}.")
         sizes = [int(n) for n in target_state_sizes]
         if not sizes or any(n <= 0 for n in sizes):
             raise ValueError(
-                "target_state_sizes must be a non-empty list of positive "
-                f"ints, got {list(target_state_sizes)!r}.")
+                f"target_state_sizes must be a non-empty list of positive ints, got {list(target_state_sizes)!r}."
+            )
         self.kind = kind
         self.target_state_sizes = sizes
         self.activation = keras.activations.get(activation)
         self.projections = []
         if kind == "dense":
             self.projections = [
-                keras.layers.Dense(n, activation=activation,
-                                   name=f"state_projection_{j}")
-                for j, n in enumerate(sizes)
+                keras.layers.Dense(n, activation=activation, name=f"state_projection_{j}") for j, n in enumerate(sizes)
             ]
 
     def _check(self, sizes):
         if not sizes:
             raise ValueError("Bridge needs at least one encoder state.")
         if self.kind == "copy" and (
-                len(sizes) != len(self.target_state_sizes)
-                or any(a is not None and a != b
-                       for a, b in zip(sizes, self.target_state_sizes))):
+            len(sizes) != len(self.target_state_sizes)
+            or any(a is not None and a != b for a, b in zip(sizes, self.target_state_sizes))
+        ):
             raise ValueError(
                 "Bridge(kind='copy') needs identical encoder and decoder "
                 f"state structures: encoder state sizes {sizes} "
                 f"({len(sizes)} states) vs decoder state sizes "
                 f"{self.target_state_sizes} "
                 f"({len(self.target_state_sizes)} states). Use "
-                "kind='dense' to connect different structures.")
+                "kind='dense' to connect different structures."
+            )
 
     def build(self, input_shape):
         shapes = list(input_shape)
@@ -94,9 +90,7 @@ class Bridge(keras.layers.Layer):
         self._check(sizes)
         if self.kind == "dense":
             if any(n is None for n in sizes):
-                raise ValueError(
-                    "Bridge(kind='dense') needs known encoder state sizes, "
-                    f"got {sizes}.")
+                raise ValueError(f"Bridge(kind='dense') needs known encoder state sizes, got {sizes}.")
             total = sum(sizes)
             for dense in self.projections:
                 dense.build((None, total))
@@ -109,10 +103,8 @@ class Bridge(keras.layers.Layer):
             return [ops.cast(s, self.compute_dtype) for s in states]
         if self.kind == "zero":
             batch = ops.shape(states[0])[0]
-            return [ops.zeros((batch, n), dtype=self.compute_dtype)
-                    for n in self.target_state_sizes]
-        joined = (states[0] if len(states) == 1
-                  else ops.concatenate(states, axis=-1))
+            return [ops.zeros((batch, n), dtype=self.compute_dtype) for n in self.target_state_sizes]
+        joined = states[0] if len(states) == 1 else ops.concatenate(states, axis=-1)
         return [dense(joined) for dense in self.projections]
 
     def compute_output_shape(self, input_shape):
@@ -121,9 +113,11 @@ class Bridge(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "kind": self.kind,
-            "target_state_sizes": list(self.target_state_sizes),
-            "activation": keras.activations.serialize(self.activation),
-        })
+        config.update(
+            {
+                "kind": self.kind,
+                "target_state_sizes": list(self.target_state_sizes),
+                "activation": keras.activations.serialize(self.activation),
+            }
+        )
         return config

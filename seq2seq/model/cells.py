@@ -56,8 +56,9 @@ def _check_kind(kind):
     try:
         CELLS.check(kind)
     except ConfigError as err:
-        raise ValueError(f"Unknown recurrent cell kind {kind!r}; allowed values are "
-                         f"{', '.join(repr(k) for k in CELLS)}.") from err
+        raise ValueError(
+            f"Unknown recurrent cell kind {kind!r}; allowed values are {', '.join(repr(k) for k in CELLS)}."
+        ) from err
 
 
 def state_count(kind: str) -> int:
@@ -73,8 +74,7 @@ def state_count(kind: str) -> int:
     return CELLS.get(kind).states
 
 
-def make_cell(kind: str, units: int, dropout: float = 0.0,
-              recurrent_dropout: float = 0.0, **kwargs):
+def make_cell(kind: str, units: int, dropout: float = 0.0, recurrent_dropout: float = 0.0, **kwargs):
     """Create one RNN cell of the given ``kind``.
 
     Args:
@@ -100,9 +100,16 @@ def make_cell(kind: str, units: int, dropout: float = 0.0,
     return spec.cell(units=units, dropout=dropout, recurrent_dropout=recurrent_dropout, **args)
 
 
-def make_rnn_layer(kind: str, units: int, return_sequences: bool = True,
-                   return_state: bool = True, dropout: float = 0.0,
-                   recurrent_dropout: float = 0.0, name=None, **kwargs):
+def make_rnn_layer(
+    kind: str,
+    units: int,
+    return_sequences: bool = True,
+    return_state: bool = True,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    name=None,
+    **kwargs,
+):
     """Create the fastest whole-sequence Keras layer for a cell ``kind``.
 
     ``simple`` maps to ``keras.layers.SimpleRNN``; ``gru``/``lstm`` map to
@@ -120,8 +127,9 @@ def make_rnn_layer(kind: str, units: int, return_sequences: bool = True,
     """
     _check_kind(kind)
     spec = CELLS.get(kind)
-    sequence_args = dict(return_sequences=return_sequences, return_state=return_state,
-                         zero_output_for_mask=return_sequences, name=name)
+    sequence_args = dict(
+        return_sequences=return_sequences, return_state=return_state, zero_output_for_mask=return_sequences, name=name
+    )
     cell_args = dict(units=units, dropout=dropout, recurrent_dropout=recurrent_dropout, **{**spec.defaults, **kwargs})
     return spec.layer(**cell_args, **sequence_args)
 
@@ -161,14 +169,17 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
     and can be called step by step.
     """
 
-    def __init__(self, units, peephole_initializer="glorot_uniform",
-                 peephole_regularizer=None, peephole_constraint=None,
-                 **kwargs):
+    def __init__(
+        self,
+        units,
+        peephole_initializer="glorot_uniform",
+        peephole_regularizer=None,
+        peephole_constraint=None,
+        **kwargs,
+    ):
         super().__init__(units, **kwargs)
-        self.peephole_initializer = keras.initializers.get(
-            peephole_initializer)
-        self.peephole_regularizer = keras.regularizers.get(
-            peephole_regularizer)
+        self.peephole_initializer = keras.initializers.get(peephole_initializer)
+        self.peephole_regularizer = keras.regularizers.get(peephole_regularizer)
         self.peephole_constraint = keras.constraints.get(peephole_constraint)
 
     def build(self, input_shape):
@@ -190,8 +201,7 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         if dropping or rec_dropping or self.implementation == 1:
             # Per-gate masks (LSTMCell implementation 1 semantics).
             dp = self.get_dropout_mask(inputs) if dropping else None
-            rdp = (self.get_recurrent_dropout_mask(h_tm1)
-                   if rec_dropping else None)
+            rdp = self.get_recurrent_dropout_mask(h_tm1) if rec_dropping else None
             k = ops.split(self.kernel, 4, axis=1)
             z = []
             for g in range(4):
@@ -200,10 +210,8 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
                     xg = xg * (dp[g] if isinstance(dp, (list, tuple)) else dp)
                 hg = h_tm1
                 if rdp is not None:
-                    hg = hg * (rdp[g] if isinstance(rdp, (list, tuple))
-                               else rdp)
-                zg = ops.matmul(xg, k[g]) + ops.matmul(
-                    hg, self.recurrent_kernel[:, g * units:(g + 1) * units])
+                    hg = hg * (rdp[g] if isinstance(rdp, (list, tuple)) else rdp)
+                zg = ops.matmul(xg, k[g]) + ops.matmul(hg, self.recurrent_kernel[:, g * units : (g + 1) * units])
                 z.append(zg)
             z = ops.concatenate(z, axis=-1)
         else:
@@ -223,14 +231,13 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "peephole_initializer": keras.initializers.serialize(
-                self.peephole_initializer),
-            "peephole_regularizer": keras.regularizers.serialize(
-                self.peephole_regularizer),
-            "peephole_constraint": keras.constraints.serialize(
-                self.peephole_constraint),
-        })
+        config.update(
+            {
+                "peephole_initializer": keras.initializers.serialize(self.peephole_initializer),
+                "peephole_regularizer": keras.regularizers.serialize(self.peephole_regularizer),
+                "peephole_constraint": keras.constraints.serialize(self.peephole_constraint),
+            }
+        )
         return config
 
 
@@ -238,8 +245,13 @@ def _rnn_of(cell_class: type) -> Callable:
     """A whole-sequence layer factory: `keras.layers.RNN` over `cell_class`."""
 
     def layer(return_sequences, return_state, zero_output_for_mask, name, **cell_args):
-        return keras.layers.RNN(cell_class(**cell_args), return_sequences=return_sequences,
-                                return_state=return_state, zero_output_for_mask=zero_output_for_mask, name=name)
+        return keras.layers.RNN(
+            cell_class(**cell_args),
+            return_sequences=return_sequences,
+            return_state=return_state,
+            zero_output_for_mask=zero_output_for_mask,
+            name=name,
+        )
 
     return layer
 

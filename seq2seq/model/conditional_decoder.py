@@ -24,6 +24,7 @@ from seq2seq.model.attention import ATTENTIONS, MemoryAttention
 from seq2seq.model.decoder import DECODERS
 from seq2seq.model.vocabulary_output import VocabularyOutput
 
+
 @keras.saving.register_keras_serializable(package="seq2seq")
 class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
     """cGRU decoder with the step contract of docs/DESIGN.md (same interface as `RecurrentDecoder`).
@@ -46,9 +47,22 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
       ValueError: an unknown attention score.
     """
 
-    def __init__(self, vocab_size, embedding_dim, memory_dim, units=256, attention="bahdanau", attention_units=None,
-                 dropout=0.0, embedding_dropout=None, output_dropout=None, layer_norm=False,
-                 embedding_trainable=True, tie_output=False, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        embedding_dim,
+        memory_dim,
+        units=256,
+        attention="bahdanau",
+        attention_units=None,
+        dropout=0.0,
+        embedding_dropout=None,
+        output_dropout=None,
+        layer_norm=False,
+        embedding_trainable=True,
+        tie_output=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         score = ATTENTIONS.get(attention) if attention in ATTENTIONS else None
         if score is None:
@@ -67,8 +81,9 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         self.embedding_trainable = bool(embedding_trainable)
         self.tie_output = bool(tie_output)
 
-        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="target_embedding",
-                                                trainable=self.embedding_trainable)
+        self.embedding = keras.layers.Embedding(
+            self.vocab_size, self.embedding_dim, name="target_embedding", trainable=self.embedding_trainable
+        )
         self.input_dropout = keras.layers.Dropout(self.dropout if embedding_dropout is None else embedding_dropout)
         self.output_dropout = keras.layers.Dropout(self.dropout if output_dropout is None else output_dropout)
         self.transition_1 = keras.layers.GRUCell(self.units, name="transition_1")
@@ -79,8 +94,9 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         self.deep_output = keras.layers.Dense(self.embedding_dim, name="deep_output")
         self.deep_output_norm = keras.layers.LayerNormalization(name="deep_output_norm") if self.layer_norm else None
         self.pre_output = None
-        self.output_projection = (None if self.tie_output
-                                  else keras.layers.Dense(self.vocab_size, name="output_projection"))
+        self.output_projection = (
+            None if self.tie_output else keras.layers.Dense(self.vocab_size, name="output_projection")
+        )
 
     @property
     def state_sizes(self):
@@ -88,9 +104,12 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         return [self.units]
 
     def build(self, input_shape=None):
-        for layer, shape in [(self.embedding, (None,)), (self.transition_1, (None, self.embedding_dim)),
-                             (self.transition_2, (None, self.memory_dim)),
-                             (self.deep_output, (None, self.units + self.memory_dim + self.embedding_dim))]:
+        for layer, shape in [
+            (self.embedding, (None,)),
+            (self.transition_1, (None, self.embedding_dim)),
+            (self.transition_2, (None, self.memory_dim)),
+            (self.deep_output, (None, self.units + self.memory_dim + self.embedding_dim)),
+        ]:
             if not layer.built:
                 layer.build(shape)
         if self.deep_output_norm is not None and not self.deep_output_norm.built:
@@ -101,8 +120,11 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
 
     def prepare_memory(self, memory, memory_mask):
         """Per-source work done once: {"memory", "mask", "keys" float32 [batch, memory_time, attention units]}."""
-        return {"memory": memory, "mask": ops.cast(memory_mask, "bool"),
-                "keys": self.attention.project_memory(ops.cast(memory, "float32"))}
+        return {
+            "memory": memory,
+            "mask": ops.cast(memory_mask, "bool"),
+            "keys": self.attention.project_memory(ops.cast(memory, "float32")),
+        }
 
     def initial_state(self, rnn_states):
         """Decoder state at position 0: {"rnn": [s_0 [batch, units]]} from the bridge."""
@@ -111,9 +133,13 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
     def _transition(self, embedded, state, constants, training):
         """(E y_{j-1} [batch, emb], s_{j-1}) -> (s_j [batch, units], t_j [batch, emb], α_j [batch, memory_time])."""
         intermediate, _ = self.transition_1(embedded, [state], training=training)
-        context, weights = self.attention(ops.cast(intermediate[:, None, :], "float32"), constants["keys"],
-                                          ops.cast(constants["memory"], "float32"), constants["mask"],
-                                          training=training)
+        context, weights = self.attention(
+            ops.cast(intermediate[:, None, :], "float32"),
+            constants["keys"],
+            ops.cast(constants["memory"], "float32"),
+            constants["mask"],
+            training=training,
+        )
         context = ops.cast(context[:, 0, :], intermediate.dtype)
         new_state, _ = self.transition_2(context, [intermediate], training=training)
         hidden = self.deep_output(ops.concatenate([new_state, context, embedded], axis=-1))
@@ -161,7 +187,8 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
             return t + 1, s, hidden_ta.write(t, hidden), weights_ta.write(t, weights)
 
         _, final, hidden_ta, weights_ta = tf.while_loop(
-            lambda t, *_: t < time, body, (tf.constant(0), state["rnn"][0], hidden_ta, weights_ta))
+            lambda t, *_: t < time, body, (tf.constant(0), state["rnn"][0], hidden_ta, weights_ta)
+        )
         hidden = tf.transpose(hidden_ta.stack(), [1, 0, 2])
         weights = tf.transpose(weights_ta.stack(), [1, 0, 2])
         logits = self._logits(hidden, training)
@@ -170,11 +197,18 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "memory_dim": self.memory_dim,
-            "units": self.units, "attention": self.attention_kind, "attention_units": self.attention_units,
-            "dropout": self.dropout, "embedding_dropout": self.embedding_dropout,
-            "output_dropout": self.output_dropout_rate, "layer_norm": self.layer_norm,
-            "embedding_trainable": self.embedding_trainable, "tie_output": self.tie_output,
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "memory_dim": self.memory_dim,
+            "units": self.units,
+            "attention": self.attention_kind,
+            "attention_units": self.attention_units,
+            "dropout": self.dropout,
+            "embedding_dropout": self.embedding_dropout,
+            "output_dropout": self.output_dropout_rate,
+            "layer_norm": self.layer_norm,
+            "embedding_trainable": self.embedding_trainable,
+            "tie_output": self.tie_output,
         }
 
 

@@ -53,10 +53,26 @@ class RecurrentDecoder(VocabularyOutput, keras.layers.Layer):
       ValueError: an unknown attention or cell kind; `layer_norm` without attention.
     """
 
-    def __init__(self, vocab_size, embedding_dim, memory_dim, cell="gru", units=256, num_layers=1,
-                 attention="bahdanau", attention_units=None, input_feeding=False, dropout=0.0, residual=False,
-                 embedding_trainable=True, tie_output=False, embedding_dropout=None, output_dropout=None,
-                 layer_norm=False, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        embedding_dim,
+        memory_dim,
+        cell="gru",
+        units=256,
+        num_layers=1,
+        attention="bahdanau",
+        attention_units=None,
+        input_feeding=False,
+        dropout=0.0,
+        residual=False,
+        embedding_trainable=True,
+        tie_output=False,
+        embedding_dropout=None,
+        output_dropout=None,
+        layer_norm=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; allowed values: {', '.join(ATTENTIONS)}")
@@ -80,27 +96,37 @@ class RecurrentDecoder(VocabularyOutput, keras.layers.Layer):
         self.output_dropout_rate = None if output_dropout is None else float(output_dropout)
         self.layer_norm = bool(layer_norm)
 
-        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="target_embedding",
-                                                trainable=self.embedding_trainable)
-        self.rnn = StackedRNN(cell, self.units, num_layers=self.num_layers, dropout=self.dropout,
-                              residual=self.residual, name="decoder_rnn")
+        self.embedding = keras.layers.Embedding(
+            self.vocab_size, self.embedding_dim, name="target_embedding", trainable=self.embedding_trainable
+        )
+        self.rnn = StackedRNN(
+            cell,
+            self.units,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            residual=self.residual,
+            name="decoder_rnn",
+        )
         self.input_dropout = keras.layers.Dropout(self.dropout if embedding_dropout is None else self.embedding_dropout)
         self.output_dropout = keras.layers.Dropout(self.dropout if output_dropout is None else self.output_dropout_rate)
         if score is not None:
             size = score.size(self.units, attention_units)
             # Attention scores and softmax stay float32 under mixed precision.
             self.attention = MemoryAttention(size, score=attention, name="attention", dtype="float32")
-            self.attentional = keras.layers.Dense(self.units, activation=None if self.layer_norm else "tanh",
-                                                  use_bias=False, name="attentional")
-            self.attentional_norm = (keras.layers.LayerNormalization(name="attentional_norm") if self.layer_norm
-                                     else None)
+            self.attentional = keras.layers.Dense(
+                self.units, activation=None if self.layer_norm else "tanh", use_bias=False, name="attentional"
+            )
+            self.attentional_norm = (
+                keras.layers.LayerNormalization(name="attentional_norm") if self.layer_norm else None
+            )
         else:
             self.attention = None
             self.attentional = None
             self.attentional_norm = None
         if self.tie_output:
-            self.pre_output = (keras.layers.Dense(self.embedding_dim, name="pre_output")
-                               if self.units != self.embedding_dim else None)
+            self.pre_output = (
+                keras.layers.Dense(self.embedding_dim, name="pre_output") if self.units != self.embedding_dim else None
+            )
             self.output_projection = None
         else:
             self.pre_output = None
@@ -144,12 +170,17 @@ class RecurrentDecoder(VocabularyOutput, keras.layers.Layer):
     def _attend(self, rnn_output, constants, training):
         """rnn_output [batch, time, units] -> (h̃ [batch, time, units], weights [batch, time, memory_time])."""
         if self.attention is None:
-            weights = ops.zeros((ops.shape(rnn_output)[0], ops.shape(rnn_output)[1],
-                                 ops.shape(constants["mask"])[1]), dtype="float32")
+            weights = ops.zeros(
+                (ops.shape(rnn_output)[0], ops.shape(rnn_output)[1], ops.shape(constants["mask"])[1]), dtype="float32"
+            )
             return rnn_output, weights
-        context, weights = self.attention(ops.cast(rnn_output, "float32"), constants["keys"],
-                                          ops.cast(constants["memory"], "float32"), constants["mask"],
-                                          training=training)
+        context, weights = self.attention(
+            ops.cast(rnn_output, "float32"),
+            constants["keys"],
+            ops.cast(constants["memory"], "float32"),
+            constants["mask"],
+            training=training,
+        )
         context = ops.cast(context, rnn_output.dtype)
         attentional = self.attentional(ops.concatenate([context, rnn_output], axis=-1))
         if self.attentional_norm is not None:
@@ -221,7 +252,8 @@ class RecurrentDecoder(VocabularyOutput, keras.layers.Layer):
             return t + 1, state, logits_ta.write(t, logits), weights_ta.write(t, weights)
 
         _, final, logits_ta, weights_ta = tf.while_loop(
-            lambda t, *_: t < time, body, (tf.constant(0), state, logits_ta, weights_ta))
+            lambda t, *_: t < time, body, (tf.constant(0), state, logits_ta, weights_ta)
+        )
         logits = tf.transpose(logits_ta.stack(), [1, 0, 2])
         weights = tf.transpose(weights_ta.stack(), [1, 0, 2])
         return logits, weights, final
@@ -229,12 +261,21 @@ class RecurrentDecoder(VocabularyOutput, keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "memory_dim": self.memory_dim,
-            "cell": self.cell, "units": self.units, "num_layers": self.num_layers,
-            "attention": self.attention_kind, "attention_units": self.attention_units,
-            "input_feeding": self.input_feeding, "dropout": self.dropout, "residual": self.residual,
-            "embedding_trainable": self.embedding_trainable, "tie_output": self.tie_output,
-            "embedding_dropout": self.embedding_dropout, "output_dropout": self.output_dropout_rate,
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "memory_dim": self.memory_dim,
+            "cell": self.cell,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "attention": self.attention_kind,
+            "attention_units": self.attention_units,
+            "input_feeding": self.input_feeding,
+            "dropout": self.dropout,
+            "residual": self.residual,
+            "embedding_trainable": self.embedding_trainable,
+            "tie_output": self.tie_output,
+            "embedding_dropout": self.embedding_dropout,
+            "output_dropout": self.output_dropout_rate,
             "layer_norm": self.layer_norm,
         }
 
@@ -245,13 +286,22 @@ DECODERS = Registry("decoder", "model.decoder.type")
 @DECODERS.register("recurrent")
 def recurrent_decoder(target_vocab_size, embedding_dim, memory_dim, decoder: dict, **common) -> RecurrentDecoder:
     """A `RecurrentDecoder` from the `model.decoder` section (a plain dict) and the shared arguments."""
-    return RecurrentDecoder(target_vocab_size, embedding_dim, memory_dim, cell=decoder["cell"], units=decoder["units"],
-                            num_layers=decoder["layers"], input_feeding=decoder["input_feeding"],
-                            residual=decoder["residual"], **common)
+    return RecurrentDecoder(
+        target_vocab_size,
+        embedding_dim,
+        memory_dim,
+        cell=decoder["cell"],
+        units=decoder["units"],
+        num_layers=decoder["layers"],
+        input_feeding=decoder["input_feeding"],
+        residual=decoder["residual"],
+        **common,
+    )
 
 
-def build_decoder(model_config: dict, target_vocab_size: int, memory_dim: int, embedding_trainable: bool,
-                  name: str = "decoder"):
+def build_decoder(
+    model_config: dict, target_vocab_size: int, memory_dim: int, embedding_trainable: bool, name: str = "decoder"
+):
     """The decoder `model_config["decoder"]["type"]` names (`DECODERS`), from the `model` section as a plain dict.
 
     Keys added after a model was saved take their defaults, so configs of older model.keras files still load.
@@ -270,9 +320,16 @@ def build_decoder(model_config: dict, target_vocab_size: int, memory_dim: int, e
       ConfigError: an unknown decoder type; ValueError: the errors of the decoders' constructors.
     """
     emb, dec = model_config["embedding"], model_config["decoder"]
-    common = dict(attention=dec["attention"], attention_units=dec["attention_units"], dropout=dec["dropout"],
-                  embedding_dropout=emb.get("dropout"), output_dropout=dec.get("output_dropout"),
-                  layer_norm=dec.get("layer_norm", False), embedding_trainable=embedding_trainable,
-                  tie_output=emb["tie_output"], name=name)
+    common = dict(
+        attention=dec["attention"],
+        attention_units=dec["attention_units"],
+        dropout=dec["dropout"],
+        embedding_dropout=emb.get("dropout"),
+        output_dropout=dec.get("output_dropout"),
+        layer_norm=dec.get("layer_norm", False),
+        embedding_trainable=embedding_trainable,
+        tie_output=emb["tie_output"],
+        name=name,
+    )
     factory = DECODERS.get(dec.get("type", "recurrent"), "model.decoder.type")
     return factory(target_vocab_size, emb["dim"], memory_dim, dec, **common)

@@ -38,9 +38,22 @@ class RecurrentEncoder(keras.layers.Layer):
       final_states: flat list of float32 [batch, units], ordered layer → direction → cell state).
     """
 
-    def __init__(self, vocab_size, embedding_dim, cell="gru", units=256, num_layers=1, bidirectional=True,
-                 merge_mode="concat", dropout=0.0, residual=False, embedding_trainable=True, embedding_dropout=None,
-                 output_dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        embedding_dim,
+        cell="gru",
+        units=256,
+        num_layers=1,
+        bidirectional=True,
+        merge_mode="concat",
+        dropout=0.0,
+        residual=False,
+        embedding_trainable=True,
+        embedding_dropout=None,
+        output_dropout=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = int(vocab_size)
         self.embedding_dim = int(embedding_dim)
@@ -54,13 +67,21 @@ class RecurrentEncoder(keras.layers.Layer):
         self.embedding_trainable = bool(embedding_trainable)
         self.embedding_dropout = None if embedding_dropout is None else float(embedding_dropout)
         self.output_dropout = float(output_dropout)
-        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="source_embedding",
-                                                trainable=self.embedding_trainable)
+        self.embedding = keras.layers.Embedding(
+            self.vocab_size, self.embedding_dim, name="source_embedding", trainable=self.embedding_trainable
+        )
         self.input_dropout = keras.layers.Dropout(self.dropout if embedding_dropout is None else self.embedding_dropout)
         self.memory_dropout = keras.layers.Dropout(self.output_dropout)
-        self.rnn = StackedRNN(cell, self.units, num_layers=self.num_layers, dropout=self.dropout,
-                              residual=self.residual, bidirectional=self.bidirectional, merge_mode=merge_mode,
-                              name="encoder_rnn")
+        self.rnn = StackedRNN(
+            cell,
+            self.units,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            residual=self.residual,
+            bidirectional=self.bidirectional,
+            merge_mode=merge_mode,
+            name="encoder_rnn",
+        )
 
     @property
     def memory_dim(self) -> int:
@@ -83,10 +104,17 @@ class RecurrentEncoder(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "cell": self.cell,
-            "units": self.units, "num_layers": self.num_layers, "bidirectional": self.bidirectional,
-            "merge_mode": self.merge_mode, "dropout": self.dropout, "residual": self.residual,
-            "embedding_trainable": self.embedding_trainable, "embedding_dropout": self.embedding_dropout,
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "cell": self.cell,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "merge_mode": self.merge_mode,
+            "dropout": self.dropout,
+            "residual": self.residual,
+            "embedding_trainable": self.embedding_trainable,
+            "embedding_dropout": self.embedding_dropout,
             "output_dropout": self.output_dropout,
         }
 
@@ -104,8 +132,17 @@ def recurrent_encoder(encoder: dict, embedding: dict, source_vocab_size, inputs_
     if source_vocab_size is None:
         raise ValueError("a recurrent encoder needs source_vocab_size")
     return RecurrentEncoder(
-        source_vocab_size, embedding["dim"], cell=encoder["cell"], units=encoder["units"],
-        num_layers=encoder["layers"], bidirectional=encoder["bidirectional"], merge_mode=encoder["merge_mode"],
-        dropout=encoder["dropout"], residual=encoder["residual"],
+        source_vocab_size,
+        embedding["dim"],
+        cell=encoder["cell"],
+        units=encoder["units"],
+        num_layers=encoder["layers"],
+        bidirectional=encoder["bidirectional"],
+        merge_mode=encoder["merge_mode"],
+        dropout=encoder["dropout"],
+        residual=encoder["residual"],
         embedding_trainable=embedding["trainable"] or not embedding.get("source_pretrained"),
-        embedding_dropout=embedding.get("dropout"), output_dropout=encoder.get("output_dropout", 0.0), name=name)
+        embedding_dropout=embedding.get("dropout"),
+        output_dropout=encoder.get("output_dropout", 0.0),
+        name=name,
+    )

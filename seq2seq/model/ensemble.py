@@ -89,11 +89,14 @@ def check_same_vocabularies(model_dirs: list[str]) -> None:
         for side in ("target", "source"):
             names_a, names_b = _tokenizer_files(first, side), _tokenizer_files(other, side)
             if names_a != names_b:
-                raise ValueError(f"{first} and {other} have different {side} vocabularies: tokenizer files "
-                                 f"{names_a} vs {names_b}")
+                raise ValueError(
+                    f"{first} and {other} have different {side} vocabularies: tokenizer files {names_a} vs {names_b}"
+                )
             for name in names_a:
                 a = os.path.join(first, md.TOKENIZER_DIR, name)
                 b = os.path.join(other, md.TOKENIZER_DIR, name)
                 if not filecmp.cmp(a, b, shallow=False):
-                    raise ValueError(f"{first} and {other} have different {side} vocabularies: "
-                                     f"{md.TOKENIZER_DIR}/{name} differs; an ensemble needs one shared vocabulary")
+                    raise ValueError(
+                        f"{first} and {other} have different {side} vocabularies: "
+                        f"{md.TOKENIZER_DIR}/{name} differs; an ensemble needs one shared vocabulary"
+                    )

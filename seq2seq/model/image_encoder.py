@@ -113,7 +113,9 @@ def _input_hw(name: str, input_size) -> tuple[int, int]:
         input_size = (input_size, input_size)
     height, width = (int(s) for s in input_size)
     if min(height, width) < spec.min_input_size:
-        raise ValueError(f"{name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size}, got {height}x{width}")
+        raise ValueError(
+            f"{name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size}, got {height}x{width}"
+        )
     return height, width
 
 
@@ -154,7 +156,9 @@ def _set_trainable(model: keras.Model, trainable) -> None:
         layer.trainable = True
 
 
-def build_backbone(name: str = "MobileNetV2", weights="imagenet", trainable=False, input_size=None, alpha: float = 1.0) -> keras.Model:
+def build_backbone(
+    name: str = "MobileNetV2", weights="imagenet", trainable=False, input_size=None, alpha: float = 1.0
+) -> keras.Model:
     """Backbone model: float32 images ``[b, H, W, 3]`` in [0, 255] -> grid ``[b, h, w, C]``.
 
     The backbone's ``preprocess_input`` runs in-graph first (``BackbonePreprocess``), then the
@@ -215,7 +219,8 @@ def build_backbone(name: str = "MobileNetV2", weights="imagenet", trainable=Fals
             raise BackboneWeightsUnavailableError(
                 f"could not download ImageNet weights for {name} (alpha={alpha}, {height}x{width}): {message}\n"
                 f"No network? Pass weights=<path to the no-top .h5 file> (e.g. from /work/shared/weights), or put "
-                f"that file in $KERAS_HOME/models/ (now {os.path.join(compat.keras_home(), 'models')}) and keep weights='imagenet'."
+                f"that file in $KERAS_HOME/models/ (now {os.path.join(compat.keras_home(), 'models')}) and keep "
+                f"weights='imagenet'."
             ) from err
         if weights not in (None, "imagenet"):
             raise ValueError(
@@ -296,16 +301,23 @@ class ImageEncoder(keras.layers.Layer):
         if final_state not in ("projected", "backbone"):
             raise ValueError(f"final_state must be 'projected' or 'backbone', got {final_state!r}")
         if inputs_are_features and backbone_trainable is not False and backbone_trainable != 0:
-            raise ValueError("inputs_are_features=True (cached features) needs a frozen backbone (backbone_trainable=False)")
+            raise ValueError(
+                "inputs_are_features=True (cached features) needs a frozen backbone (backbone_trainable=False)"
+            )
         self.units = int(units)
         self.backbone_name = backbone
-        self.backbone_weights = None if backbone_weights is None else (
-            backbone_weights if backbone_weights == "imagenet" else os.fspath(backbone_weights))
+        self.backbone_weights = (
+            None
+            if backbone_weights is None
+            else (backbone_weights if backbone_weights == "imagenet" else os.fspath(backbone_weights))
+        )
         self.backbone_trainable = backbone_trainable
         self.image_size = _input_hw(backbone, input_size)
         self.alpha = float(alpha)
         self.activation = keras.activations.get(activation)
-        self._activation_config = activation if isinstance(activation, str) else keras.activations.serialize(self.activation)
+        self._activation_config = (
+            activation if isinstance(activation, str) else keras.activations.serialize(self.activation)
+        )
         self.dropout_rate = float(dropout)
         self.inputs_are_features = bool(inputs_are_features)
         self.final_state = final_state
@@ -399,7 +411,8 @@ class ImageEncoder(keras.layers.Layer):
     @property
     def feature_fn(self) -> _FeatureFn:
         """Callable images float32 ``[b, H, W, 3]`` in [0, 255] -> backbone features float32
-        ``[b, regions, C]`` (inference mode), with attribute ``image_size``; for ``FeatureCache``."""
+        ``[b, regions, C]`` (inference mode), with attribute ``image_size``; for ``FeatureCache``.
+        """
         return _FeatureFn(self)
 
     def backbone_regions(self, images, training=False):
@@ -408,7 +421,11 @@ class ImageEncoder(keras.layers.Layer):
         Pretrained backbones always run BatchNorm in inference mode (the usual fine-tuning recipe);
         ``SmallCNN`` trains its BatchNorm statistics when ``training`` and the backbone is trainable.
         """
-        bn_training = bool(training) and BACKBONES[self.backbone_name].application is None and self.backbone_trainable is not False
+        bn_training = (
+            bool(training)
+            and BACKBONES[self.backbone_name].application is None
+            and self.backbone_trainable is not False
+        )
         grid = self.backbone(ops.cast(images, "float32"), training=bn_training)
         return ops.reshape(grid, (-1, self.num_regions, self.feature_channels))
 
@@ -423,10 +440,15 @@ class ImageEncoder(keras.layers.Layer):
             regions = self.backbone_regions(inputs, training=training)
         elif rank == 3:
             if inputs.shape[-1] is not None and int(inputs.shape[-1]) != self.feature_channels:
-                raise ValueError(f"features have {inputs.shape[-1]} channels, the {self.backbone_name} backbone gives {self.feature_channels}")
+                raise ValueError(
+                    f"features have {inputs.shape[-1]} channels, the {self.backbone_name} backbone gives "
+                    f"{self.feature_channels}"
+                )
             regions = ops.cast(inputs, "float32")
         else:
-            raise ValueError(f"ImageEncoder takes images [b, H, W, 3] or features [b, regions, C], got shape {inputs.shape}")
+            raise ValueError(
+                f"ImageEncoder takes images [b, H, W, 3] or features [b, regions, C], got shape {inputs.shape}"
+            )
         memory = self.memory_dropout(self.activation(self.projection(regions)), training=training)
         mask = ops.ones(ops.shape(memory)[:2], dtype="bool")
         pooled = ops.mean(memory if self.final_state == "projected" else regions, axis=1)

@@ -121,7 +121,6 @@ class PrecomputedInputLSTM(_PrecomputedInputMixin, keras.layers.LSTM):
         h_prev, c_prev = states
         z = x_proj + ops.matmul(h_prev, cell.recurrent_kernel)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
-        c = (cell.recurrent_activation(z_f) * c_prev
-             + cell.recurrent_activation(z_i) * cell.activation(z_c))
+        c = cell.recurrent_activation(z_f) * c_prev + cell.recurrent_activation(z_i) * cell.activation(z_c)
         h = cell.recurrent_activation(z_o) * cell.activation(c)
         return h, [h, c]

@@ -21,8 +21,7 @@ from seq2seq.model.cells import make_rnn_layer, state_count
 
 _MERGE_MODES = ("concat", "sum")
 # Base keras.layers.Layer arguments (they appear in Layer.get_config()).
-_LAYER_KWARGS = ("activity_regularizer", "autocast", "input_shape",
-                 "input_dim", "batch_input_shape", "batch_size")
+_LAYER_KWARGS = ("activity_regularizer", "autocast", "input_shape", "input_dim", "batch_input_shape", "batch_size")
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -73,22 +72,27 @@ class StackedRNN(keras.layers.Layer):
             an ``initial_state`` of the wrong length.
     """
 
-    def __init__(self, kind, units, num_layers=1, dropout=0.0, residual=False,
-                 bidirectional=False, merge_mode="concat", name=None,
-                 dtype=None, trainable=True, **cell_kwargs):
-        layer_kwargs = {k: cell_kwargs.pop(k) for k in _LAYER_KWARGS
-                        if k in cell_kwargs}
-        super().__init__(name=name, dtype=dtype, trainable=trainable,
-                         **layer_kwargs)
+    def __init__(
+        self,
+        kind,
+        units,
+        num_layers=1,
+        dropout=0.0,
+        residual=False,
+        bidirectional=False,
+        merge_mode="concat",
+        name=None,
+        dtype=None,
+        trainable=True,
+        **cell_kwargs,
+    ):
+        layer_kwargs = {k: cell_kwargs.pop(k) for k in _LAYER_KWARGS if k in cell_kwargs}
+        super().__init__(name=name, dtype=dtype, trainable=trainable, **layer_kwargs)
         state_count(kind)  # ValueError naming the allowed kinds
         if merge_mode not in _MERGE_MODES:
-            raise ValueError(
-                f"merge_mode must be one of {_MERGE_MODES}, got "
-                f"{merge_mode!r}.")
+            raise ValueError(f"merge_mode must be one of {_MERGE_MODES}, got {merge_mode!r}.")
         if int(units) <= 0 or int(num_layers) <= 0:
-            raise ValueError(
-                f"units and num_layers must be positive, got units={units}, "
-                f"num_layers={num_layers}.")
+            raise ValueError(f"units and num_layers must be positive, got units={units}, num_layers={num_layers}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         self.kind = kind
@@ -103,16 +107,14 @@ class StackedRNN(keras.layers.Layer):
 
         self.rnn_layers = []
         for i in range(self.num_layers):
-            layer = make_rnn_layer(kind, self.units, return_sequences=True,
-                                   return_state=True, name=f"{kind}_{i}",
-                                   **self.cell_kwargs)
+            layer = make_rnn_layer(
+                kind, self.units, return_sequences=True, return_state=True, name=f"{kind}_{i}", **self.cell_kwargs
+            )
             if self.bidirectional:
-                layer = keras.layers.Bidirectional(
-                    layer, merge_mode=merge_mode, name=f"bidirectional_{i}")
+                layer = keras.layers.Bidirectional(layer, merge_mode=merge_mode, name=f"bidirectional_{i}")
             self.rnn_layers.append(layer)
         self.dropout_layers = [
-            keras.layers.Dropout(self.dropout, name=f"dropout_{i + 1}")
-            for i in range(self.num_layers - 1)
+            keras.layers.Dropout(self.dropout, name=f"dropout_{i + 1}") for i in range(self.num_layers - 1)
         ]
 
     # ------------------------------------------------------------------ sizes
@@ -144,8 +146,7 @@ class StackedRNN(keras.layers.Layer):
 
     def get_initial_state(self, batch_size):
         """Zeros: a flat list of float32 ``[batch_size, units]`` tensors."""
-        return [ops.zeros((batch_size, n), dtype=self.compute_dtype)
-                for n in self.state_sizes]
+        return [ops.zeros((batch_size, n), dtype=self.compute_dtype) for n in self.state_sizes]
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape):
@@ -165,21 +166,18 @@ class StackedRNN(keras.layers.Layer):
                 f"StackedRNN({self.kind!r}, num_layers={self.num_layers}, "
                 f"bidirectional={self.bidirectional}) expects {expected} "
                 f"state tensors (sizes {self.state_sizes}), got "
-                f"{len(states)}.")
-        return [states[i * n:(i + 1) * n] for i in range(self.num_layers)]
+                f"{len(states)}."
+            )
+        return [states[i * n : (i + 1) * n] for i in range(self.num_layers)]
 
     # ------------------------------------------------------------------- call
     def call(self, inputs, mask=None, initial_state=None, training=None):
-        per_layer = (self._split_states(initial_state)
-                     if initial_state is not None
-                     else [None] * self.num_layers)
+        per_layer = self._split_states(initial_state) if initial_state is not None else [None] * self.num_layers
         x = inputs
         final_states = []
         for i, layer in enumerate(self.rnn_layers):
-            layer_in = x if i == 0 else self.dropout_layers[i - 1](
-                x, training=training)
-            result = layer(layer_in, mask=mask, initial_state=per_layer[i],
-                           training=training)
+            layer_in = x if i == 0 else self.dropout_layers[i - 1](x, training=training)
+            result = layer(layer_in, mask=mask, initial_state=per_layer[i], training=training)
             y, states = result[0], list(result[1:])
             if self.residual and i > 0:
                 y = y + layer_in
@@ -213,18 +211,17 @@ class StackedRNN(keras.layers.Layer):
         if self.bidirectional:
             raise ValueError(
                 "StackedRNN.step is only defined for unidirectional stacks "
-                "(a bidirectional layer needs the whole sequence).")
+                "(a bidirectional layer needs the whole sequence)."
+            )
         if not self.built:
             self.build((None, None, inputs.shape[-1]))
         per_layer = self._split_states(states)
         x = inputs
         new_states = []
         for i, layer in enumerate(self.rnn_layers):
-            layer_in = x if i == 0 else self.dropout_layers[i - 1](
-                x, training=training)
+            layer_in = x if i == 0 else self.dropout_layers[i - 1](x, training=training)
             cell = layer.cell
-            y, layer_states = cell(layer_in, list(per_layer[i]),
-                                   training=training)
+            y, layer_states = cell(layer_in, list(per_layer[i]), training=training)
             if not isinstance(layer_states, (list, tuple)):
                 layer_states = [layer_states]
             if training and hasattr(cell, "reset_dropout_mask"):
@@ -239,14 +236,16 @@ class StackedRNN(keras.layers.Layer):
     # ----------------------------------------------------------------- config
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "kind": self.kind,
-            "units": self.units,
-            "num_layers": self.num_layers,
-            "dropout": self.dropout,
-            "residual": self.residual,
-            "bidirectional": self.bidirectional,
-            "merge_mode": self.merge_mode,
-        })
+        config.update(
+            {
+                "kind": self.kind,
+                "units": self.units,
+                "num_layers": self.num_layers,
+                "dropout": self.dropout,
+                "residual": self.residual,
+                "bidirectional": self.bidirectional,
+                "merge_mode": self.merge_mode,
+            }
+        )
         config.update(self.cell_kwargs)
         return config

@@ -15,9 +15,11 @@ import numpy as np
 from keras import ops
 
 from seq2seq.config import Config, ModelConfig
-from seq2seq.model import image_encoder  # noqa: F401  (registers the "image" encoder)
+from seq2seq.model import (
+    conditional_decoder,  # noqa: F401  (registers the "conditional" decoder)
+    image_encoder,  # noqa: F401  (registers the "image" encoder)
+)
 from seq2seq.model.bridge import Bridge
-from seq2seq.model import conditional_decoder  # noqa: F401  (registers the "conditional" decoder)
 from seq2seq.model.decoder import build_decoder
 from seq2seq.model.encoders import ENCODERS
 
@@ -60,17 +62,24 @@ class Seq2Seq(keras.Model):
         self.inputs_are_features = bool(inputs_are_features)
         emb, enc = cfg["embedding"], cfg["encoder"]
         self.encoder = ENCODERS.get(enc["type"], "model.encoder.type")(
-            enc, emb, self.source_vocab_size, inputs_are_features=self.inputs_are_features, name="encoder")
-        self.decoder = build_decoder(cfg, self.target_vocab_size, self.encoder.memory_dim,
-                                     embedding_trainable=emb["trainable"] or not emb.get("pretrained"))
+            enc, emb, self.source_vocab_size, inputs_are_features=self.inputs_are_features, name="encoder"
+        )
+        self.decoder = build_decoder(
+            cfg,
+            self.target_vocab_size,
+            self.encoder.memory_dim,
+            embedding_trainable=emb["trainable"] or not emb.get("pretrained"),
+        )
         if emb.get("share"):
             if self.source_vocab_size != self.target_vocab_size:
                 raise ValueError(
                     f"model.embedding.share needs one vocabulary for both sides; got source "
-                    f"{self.source_vocab_size} and target {self.target_vocab_size} (set tokenizer.shared: true)")
+                    f"{self.source_vocab_size} and target {self.target_vocab_size} (set tokenizer.shared: true)"
+                )
             self.decoder.embedding = self.encoder.embedding
-            self.decoder.embedding.trainable = emb["trainable"] or not (emb.get("pretrained")
-                                                                        or emb.get("source_pretrained"))
+            self.decoder.embedding.trainable = emb["trainable"] or not (
+                emb.get("pretrained") or emb.get("source_pretrained")
+            )
         self.bridge = Bridge(cfg["bridge"], self.decoder.state_sizes, name="bridge")
 
     # ----------------------------------------------------------------------------------------------
@@ -124,8 +133,11 @@ class Seq2Seq(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name, "model_config": self.model_config, "target_vocab_size": self.target_vocab_size,
-            "source_vocab_size": self.source_vocab_size, "inputs_are_features": self.inputs_are_features,
+            "name": self.name,
+            "model_config": self.model_config,
+            "target_vocab_size": self.target_vocab_size,
+            "source_vocab_size": self.source_vocab_size,
+            "inputs_are_features": self.inputs_are_features,
         }
 
     @classmethod
@@ -135,8 +147,14 @@ class Seq2Seq(keras.Model):
         return cls(**config)
 
 
-def build_model(config: Config, source_vocab_size, target_vocab_size, inputs_are_features=False,
-                model_class: type | None = None, **kwargs) -> Seq2Seq:
+def build_model(
+    config: Config,
+    source_vocab_size,
+    target_vocab_size,
+    inputs_are_features=False,
+    model_class: type | None = None,
+    **kwargs,
+) -> Seq2Seq:
     """Build a Seq2Seq model from `config` and create its weights.
 
     Args:
@@ -158,8 +176,14 @@ def build_model(config: Config, source_vocab_size, target_vocab_size, inputs_are
         # Layers take their dtype policy when they are created; the global policy is restored right after.
         keras.mixed_precision.set_global_policy(config.train.mixed_precision)
     try:
-        model = (model_class or Seq2Seq)(config.model, target_vocab_size, source_vocab_size=source_vocab_size,
-                                         inputs_are_features=inputs_are_features, name="seq2seq", **kwargs)
+        model = (model_class or Seq2Seq)(
+            config.model,
+            target_vocab_size,
+            source_vocab_size=source_vocab_size,
+            inputs_are_features=inputs_are_features,
+            name="seq2seq",
+            **kwargs,
+        )
         model.build_weights()
     finally:
         keras.mixed_precision.set_global_policy(previous)

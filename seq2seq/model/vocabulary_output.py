@@ -29,6 +29,7 @@ class VocabularyOutput:
 
     def build(self, input_shape=None):
         if self.tie_output and not hasattr(self, "output_bias"):
-            self.output_bias = self.add_weight(name="output_bias", shape=(self.vocab_size,), initializer="zeros",
-                                               dtype="float32")
+            self.output_bias = self.add_weight(
+                name="output_bias", shape=(self.vocab_size,), initializer="zeros", dtype="float32"
+            )
         self.built = True

@@ -71,12 +71,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _image_check(model: ServedModel, field: str):
     """A `Batcher` check: RequestError(400) naming the first input of a request that is no decodable image."""
+
     def check(values):
         for i, data in enumerate(values):
             problem = model.image_problem(data)
             if problem:
                 return RequestError(400, f"{field}[{i}]: {problem}")
         return None
+
     return check
 
 
@@ -89,13 +91,21 @@ def _response(request: PredictRequest, rows: list[dict]) -> dict:
 def create_app(models: dict[str, ServedModel], settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The application serving `models` (name -> ServedModel); one `Batcher` per model and signature, started
     and, at shutdown, drained in the app's lifespan. Signatures that are not `ServedModel.batchable` run one
-    request per call."""
+    request per call.
+    """
     metrics = ServerMetrics()
-    batchers = {(name, sig): Batcher(functools.partial(model.run, sig), settings.max_batch_size,
-                                     settings.max_wait_ms, settings.batching and model.batchable(sig),
-                                     settings.threads,
-                                     on_batch=metrics.batch_size.labels(name, sig).observe)
-                for name, model in models.items() for sig in model.signatures}
+    batchers = {
+        (name, sig): Batcher(
+            functools.partial(model.run, sig),
+            settings.max_batch_size,
+            settings.max_wait_ms,
+            settings.batching and model.batchable(sig),
+            settings.threads,
+            on_batch=metrics.batch_size.labels(name, sig).observe,
+        )
+        for name, model in models.items()
+        for sig in model.signatures
+    }
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -135,8 +145,11 @@ def create_app(models: dict[str, ServedModel], settings: ServerSettings = Server
 
     @app.get("/api/models")
     async def list_models():
-        return {"models": [{"name": name, "task": m.task, "signatures": sorted(m.signatures)}
-                           for name, m in sorted(models.items())]}
+        return {
+            "models": [
+                {"name": name, "task": m.task, "signatures": sorted(m.signatures)} for name, m in sorted(models.items())
+            ]
+        }
 
     @app.get("/v1/models/{name}")
     async def status(name: str):
@@ -152,8 +165,12 @@ def create_app(models: dict[str, ServedModel], settings: ServerSettings = Server
         signature, code = "", 500
         try:
             model = model_or_404(name)
-            parsed = parse_predict(await _read_body(request, settings.limits.max_body_bytes), model.input_key,
-                                   model.signatures, settings.limits)
+            parsed = parse_predict(
+                await _read_body(request, settings.limits.max_body_bytes),
+                model.input_key,
+                model.signatures,
+                settings.limits,
+            )
             signature = parsed.signature_name
             check = _image_check(model, parsed.field) if model.input_key == "image_bytes" else None
             rows = await batchers[(name, signature)].submit(parsed.values, check)

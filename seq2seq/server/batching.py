@@ -41,8 +41,15 @@ class Batcher:
       on_batch: optional callback with the rows of every call (for the batch-size histogram).
     """
 
-    def __init__(self, run: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 batching: bool = True, threads: int = 2, on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        run: Callable[[list], list],
+        max_batch_size: int = 32,
+        max_wait_ms: float = 5.0,
+        batching: bool = True,
+        threads: int = 2,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         if max_batch_size < 1 or max_wait_ms < 0:
             raise ValueError(f"max_batch_size must be >= 1 and max_wait_ms >= 0, got {max_batch_size}, {max_wait_ms}")
         self._run = run
@@ -50,8 +57,9 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.batching = batching
         self._on_batch = on_batch
-        self._executor = concurrent.futures.ThreadPoolExecutor(1 if batching else threads,
-                                                               thread_name_prefix="seq2seq-batch")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            1 if batching else threads, thread_name_prefix="seq2seq-batch"
+        )
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self._closed = False
@@ -134,7 +142,8 @@ class Batcher:
 
     def _execute(self, batch: list[_Pending]) -> list:
         """In a worker thread: check each request, run the good ones as one call; one result (rows or an
-        Exception) per request."""
+        Exception) per request.
+        """
         results: list = [None] * len(batch)
         good = []
         for i, pending in enumerate(batch):
@@ -159,6 +168,6 @@ class Batcher:
             return results
         start = 0
         for i in good:
-            results[i] = rows[start:start + len(batch[i].values)]
+            results[i] = rows[start : start + len(batch[i].values)]
             start += len(batch[i].values)
         return results

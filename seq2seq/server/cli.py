@@ -6,6 +6,7 @@ then `cmd_serve` returns 0.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 
@@ -17,25 +18,45 @@ log = logging.getLogger(__name__)
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `serve` subcommand to an `argparse` subparsers object; returns its parser."""
-
     defaults = Limits()
     p = subparsers.add_parser("serve", help="serve exports: TF-Serving-compatible REST API, batching, a web page")
-    p.add_argument("models", nargs="+", metavar="[NAME=]EXPORT_DIR",
-                   help="an export of `seq2seq export`; NAME (default: the folder's name) is used in the URLs")
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="[NAME=]EXPORT_DIR",
+        help="an export of `seq2seq export`; NAME (default: the folder's name) is used in the URLs",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501, help="TCP port (default 8501, TF Serving's REST port)")
     p.add_argument("--max-batch-size", type=positive_int, default=32, help="rows per model call (default 32)")
-    p.add_argument("--max-wait-ms", type=non_negative_float, default=5.0,
-                   help="how long a batch waits for more requests, milliseconds (default 5)")
-    p.add_argument("--no-batching", dest="batching", action="store_false",
-                   help="one model call per request (for comparison)")
+    p.add_argument(
+        "--max-wait-ms",
+        type=non_negative_float,
+        default=5.0,
+        help="how long a batch waits for more requests, milliseconds (default 5)",
+    )
+    p.add_argument(
+        "--no-batching", dest="batching", action="store_false", help="one model call per request (for comparison)"
+    )
     p.add_argument("--threads", type=positive_int, default=2, help="concurrent calls with --no-batching (default 2)")
-    p.add_argument("--max-body-bytes", type=positive_int, default=defaults.max_body_bytes,
-                   help=f"largest request body (default {defaults.max_body_bytes})")
-    p.add_argument("--max-text-chars", type=positive_int, default=defaults.max_text_chars,
-                   help=f"longest sentence, characters (default {defaults.max_text_chars})")
-    p.add_argument("--max-instances", type=positive_int, default=defaults.max_instances,
-                   help=f"inputs per request (default {defaults.max_instances})")
+    p.add_argument(
+        "--max-body-bytes",
+        type=positive_int,
+        default=defaults.max_body_bytes,
+        help=f"largest request body (default {defaults.max_body_bytes})",
+    )
+    p.add_argument(
+        "--max-text-chars",
+        type=positive_int,
+        default=defaults.max_text_chars,
+        help=f"longest sentence, characters (default {defaults.max_text_chars})",
+    )
+    p.add_argument(
+        "--max-instances",
+        type=positive_int,
+        default=defaults.max_instances,
+        help=f"inputs per request (default {defaults.max_instances})",
+    )
     return p
 
 
@@ -56,10 +77,20 @@ def cmd_serve(args) -> int:
         raise ValueError(f"model names must differ, got {names}; name them with NAME=EXPORT_DIR")
     models = {name: ServedModel(name, path) for name, path in specs}
     for model in models.values():
-        log.info("serving %s (%s) from %s: signatures %s", model.name, model.task, model.export_dir,
-                 ", ".join(sorted(model.signatures)))
-    settings = ServerSettings(Limits(args.max_body_bytes, args.max_text_chars, args.max_instances),
-                              args.max_batch_size, args.max_wait_ms, args.batching, args.threads)
+        log.info(
+            "serving %s (%s) from %s: signatures %s",
+            model.name,
+            model.task,
+            model.export_dir,
+            ", ".join(sorted(model.signatures)),
+        )
+    settings = ServerSettings(
+        Limits(args.max_body_bytes, args.max_text_chars, args.max_instances),
+        args.max_batch_size,
+        args.max_wait_ms,
+        args.batching,
+        args.threads,
+    )
     app = create_app(models, settings)
     log.info("listening on http://%s:%d/ (batching %s)", args.host, args.port, "on" if args.batching else "off")
     # uvicorn handles the signals (graceful shutdown) and afterwards re-raises them to the handlers it found;

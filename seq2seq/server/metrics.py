@@ -23,12 +23,26 @@ class ServerMetrics:
 
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("seq2seq_requests", "Answered :predict requests by HTTP status code",
-                                ["model", "signature", "code"], registry=self.registry)
-        self.latency = Histogram("seq2seq_request_latency_seconds", "Time from request to answer, seconds",
-                                 ["model", "signature"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("seq2seq_batch_size", "Rows per signature call", ["model", "signature"],
-                                    buckets=BATCH_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "seq2seq_requests",
+            "Answered :predict requests by HTTP status code",
+            ["model", "signature", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "seq2seq_request_latency_seconds",
+            "Time from request to answer, seconds",
+            ["model", "signature"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "seq2seq_batch_size",
+            "Rows per signature call",
+            ["model", "signature"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -40,12 +40,27 @@ class ServerProcess:
       RuntimeError: the child exited, or was not healthy in time (its log is in the message when kept).
     """
 
-    def __init__(self, serve_args: list[str], port: int | None = None, startup_seconds: float = 180.0,
-                 log_path: str | None = None):
+    def __init__(
+        self,
+        serve_args: list[str],
+        port: int | None = None,
+        startup_seconds: float = 180.0,
+        log_path: str | None = None,
+    ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "seq2seq.cli", "--quiet", "serve", *serve_args, "--host", "127.0.0.1",
-                     "--port", str(self.port)]
+        self.args = [
+            sys.executable,
+            "-m",
+            "seq2seq.cli",
+            "--quiet",
+            "serve",
+            *serve_args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         self.startup_seconds = startup_seconds
         self.log_path = log_path
         self.process: subprocess.Popen | None = None

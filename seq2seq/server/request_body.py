@@ -36,7 +36,7 @@ class Limits:
       max_instances: inputs in one request (default 64).
     """
 
-    max_body_bytes: int = 10 * 2 ** 20
+    max_body_bytes: int = 10 * 2**20
     max_text_chars: int = 2000
     max_instances: int = 64
 
@@ -45,7 +45,8 @@ class Limits:
 class PredictRequest:
     """A checked request: `values` (str for `text`, bytes for `image_bytes`), one per row; `columnar` tells
     which response format to use (`outputs` for `inputs`, `predictions` for `instances`); `field` is where the
-    values came from, for messages about one of them (e.g. "instances", so "instances[2]")."""
+    values came from, for messages about one of them (e.g. "instances", so "instances[2]").
+    """
 
     signature_name: str
     values: list
@@ -55,8 +56,11 @@ class PredictRequest:
 
 def _decode_b64(value, where: str) -> bytes:
     if not (isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)):
-        raise RequestError(400, f'{where}: expected {{"b64": "<base64 of the image file>"}}, got '
-                                f"{type(value).__name__} {json.dumps(value)[:80]}")
+        raise RequestError(
+            400,
+            f'{where}: expected {{"b64": "<base64 of the image file>"}}, got '
+            f"{type(value).__name__} {json.dumps(value)[:80]}",
+        )
     try:
         data = base64.b64decode(value["b64"], validate=True)
     except (binascii.Error, ValueError) as err:
@@ -70,8 +74,9 @@ def _check_text(value, where: str, limits: Limits) -> str:
     if not isinstance(value, str):
         raise RequestError(400, f"{where}: expected a string, got {type(value).__name__} {json.dumps(value)[:80]}")
     if len(value) > limits.max_text_chars:
-        raise RequestError(400, f"{where}: {len(value)} characters, more than the limit of {limits.max_text_chars} "
-                                f"(--max-text-chars)")
+        raise RequestError(
+            400, f"{where}: {len(value)} characters, more than the limit of {limits.max_text_chars} (--max-text-chars)"
+        )
     return value
 
 
@@ -91,8 +96,9 @@ def _rows(body: dict, input_key: str) -> tuple[list, str, bool]:
         for i, row in enumerate(rows):
             if isinstance(row, dict) and set(row) != {"b64"}:
                 if set(row) != {input_key}:
-                    raise RequestError(400, f"instances[{i}]: fields {sorted(row)}; this model's only input is "
-                                            f"{input_key!r}")
+                    raise RequestError(
+                        400, f"instances[{i}]: fields {sorted(row)}; this model's only input is {input_key!r}"
+                    )
                 row = row[input_key]
             values.append(row)
         return values, "instances", False
@@ -135,8 +141,9 @@ def parse_predict(body: bytes, input_key: str, signatures, limits: Limits) -> Pr
         raise RequestError(400, f"request body must be a JSON object, got {type(parsed).__name__}")
     unknown = sorted(set(parsed) - {"instances", "inputs", "signature_name"})
     if unknown:
-        raise RequestError(400, f"unknown field(s) {unknown}; expected 'instances' or 'inputs', and optionally "
-                                f"'signature_name'")
+        raise RequestError(
+            400, f"unknown field(s) {unknown}; expected 'instances' or 'inputs', and optionally 'signature_name'"
+        )
     if ("instances" in parsed) == ("inputs" in parsed):
         raise RequestError(400, "exactly one of 'instances' (row format) or 'inputs' (columnar format) is required")
     signature = parsed.get("signature_name", DEFAULT_SIGNATURE)
@@ -146,7 +153,9 @@ def parse_predict(body: bytes, input_key: str, signatures, limits: Limits) -> Pr
     if not rows:
         raise RequestError(400, f"{field}: empty list; send at least one input")
     if len(rows) > limits.max_instances:
-        raise RequestError(400, f"{field}: {len(rows)} inputs, more than the limit of {limits.max_instances} per "
-                                f"request (--max-instances)")
+        raise RequestError(
+            400,
+            f"{field}: {len(rows)} inputs, more than the limit of {limits.max_instances} per request (--max-instances)",
+        )
     values = [_check_value(row, f"{field}[{i}]", input_key, limits) for i, row in enumerate(rows)]
     return PredictRequest(signature, values, columnar, field)

@@ -39,13 +39,17 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
 def _tensor_info(spec) -> dict:
     """A TensorSpec or symbolic tensor -> TF Serving's TensorInfo JSON (dtype name, shape with -1 = unknown)."""
     dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
-    return {"dtype": types_pb2.DataType.Name(spec.dtype.as_datatype_enum), "tensor_shape": {"dim": dims},
-            "name": getattr(spec, "name", "") or ""}
+    return {
+        "dtype": types_pb2.DataType.Name(spec.dtype.as_datatype_enum),
+        "tensor_shape": {"dim": dims},
+        "name": getattr(spec, "name", "") or "",
+    }
 
 
 def _json_value(value):
     """A numpy output row (array or scalar) -> JSON-ready Python values (tf.string bytes decoded as UTF-8,
-    invalid bytes replaced)."""
+    invalid bytes replaced).
+    """
     if isinstance(value, (np.ndarray, np.generic)):
         value = value.tolist()
     if isinstance(value, bytes):
@@ -76,8 +80,10 @@ class ServedModel:
             raise ValueError(f"{export_dir!r} has no serving_default signature (signatures: {sorted(self.signatures)})")
         inputs = list(self.signatures["serving_default"].structured_input_signature[1])
         if len(inputs) != 1 or inputs[0] not in TASK_OF_INPUT:
-            raise ValueError(f"{export_dir!r}: serving_default inputs {inputs}; expected ['text'] (translation) "
-                             f"or ['image_bytes'] (captioning), as `seq2seq export` writes")
+            raise ValueError(
+                f"{export_dir!r}: serving_default inputs {inputs}; expected ['text'] (translation) "
+                f"or ['image_bytes'] (captioning), as `seq2seq export` writes"
+            )
         self.input_key = inputs[0]
         self.task = TASK_OF_INPUT[self.input_key]
 
@@ -112,14 +118,18 @@ class ServedModel:
     def batchable(self, signature_name: str) -> bool:
         """Whether rows of different requests may share a call: every output's shape is known but for the batch
         axis. Outputs with a data-dependent axis (the pieces and attention of `*_with_attention`) are padded to
-        the longest row of a call, so coalescing would change one request's answer by another's input."""
+        the longest row of a call, so coalescing would change one request's answer by another's input.
+        """
         outputs = self.signatures[signature_name].structured_outputs.values()
         return all(None not in spec.shape.as_list()[1:] for spec in outputs)
 
     def status(self) -> dict:
         """TF Serving's GetModelStatus response."""
-        return {"model_version_status": [{"version": MODEL_VERSION, "state": "AVAILABLE",
-                                          "status": {"error_code": "OK", "error_message": ""}}]}
+        return {
+            "model_version_status": [
+                {"version": MODEL_VERSION, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        }
 
     def metadata(self) -> dict:
         """TF Serving's GetModelMetadata response (signature_def of every signature), plus this server's `task`."""
@@ -128,6 +138,10 @@ class ServedModel:
             signature_def[key] = {
                 "inputs": {k: _tensor_info(s) for k, s in fn.structured_input_signature[1].items()},
                 "outputs": {k: _tensor_info(s) for k, s in fn.structured_outputs.items()},
-                "method_name": "tensorflow/serving/predict"}
-        return {"model_spec": {"name": self.name, "signature_name": "", "version": MODEL_VERSION},
-                "metadata": {"signature_def": {"signature_def": signature_def}}, "task": self.task}
+                "method_name": "tensorflow/serving/predict",
+            }
+        return {
+            "model_spec": {"name": self.name, "signature_name": "", "version": MODEL_VERSION},
+            "metadata": {"signature_def": {"signature_def": signature_def}},
+            "task": self.task,
+        }

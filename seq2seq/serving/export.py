@@ -35,10 +35,13 @@ def save_atomically(module: tf.Module, output_dir: str, signatures: dict) -> str
     """
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not (
-            os.path.isdir(output_dir) and (not os.listdir(output_dir)
-                                           or os.path.isfile(os.path.join(output_dir, "saved_model.pb")))):
-        raise FileExistsError(f"refusing to export to {output_dir!r}: it exists and is not an earlier SavedModel "
-                              f"export (no saved_model.pb); choose a new folder, e.g. MODEL_DIR/export")
+        os.path.isdir(output_dir)
+        and (not os.listdir(output_dir) or os.path.isfile(os.path.join(output_dir, "saved_model.pb")))
+    ):
+        raise FileExistsError(
+            f"refusing to export to {output_dir!r}: it exists and is not an earlier SavedModel "
+            f"export (no saved_model.pb); choose a new folder, e.g. MODEL_DIR/export"
+        )
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".tmp-export-{os.getpid()}-{os.path.basename(output_dir)}")
@@ -76,6 +79,8 @@ def load_saved_model(export_dir: str):
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the graph uses)
 
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
-        raise FileNotFoundError(f"{export_dir!r} is not a SavedModel directory (no saved_model.pb); "
-                                f"create one with `seq2seq export --model-dir MODEL_DIR` (writes MODEL_DIR/export)")
+        raise FileNotFoundError(
+            f"{export_dir!r} is not a SavedModel directory (no saved_model.pb); "
+            f"create one with `seq2seq export --model-dir MODEL_DIR` (writes MODEL_DIR/export)"
+        )
     return tf.saved_model.load(export_dir)

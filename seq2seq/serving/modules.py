@@ -85,7 +85,8 @@ class ServingModule(tf.Module):
 
     def encode_inputs(self, inputs):
         """inputs tf.string [batch] -> (model source, source lengths int32 [batch] or None,
-        empty bool [batch] (rows with nothing to decode), extras {name: tensor [batch, ...]} for `with_attention`)."""
+        empty bool [batch] (rows with nothing to decode), extras {name: tensor [batch, ...]} for `with_attention`).
+        """
         raise NotImplementedError
 
     def placeholder_input(self) -> tf.Tensor:
@@ -96,8 +97,11 @@ class ServingModule(tf.Module):
 
     def signatures(self) -> dict:
         """{signature name: tf.function} for `tf.saved_model.save`."""
-        return {"serving_default": self.best, f"{self.VERB}_nbest": self.nbest,
-                f"{self.VERB}_with_attention": self.with_attention}
+        return {
+            "serving_default": self.best,
+            f"{self.VERB}_nbest": self.nbest,
+            f"{self.VERB}_with_attention": self.with_attention,
+        }
 
     def _decode_rows(self, inputs, return_attention=False):
         n = tf.size(inputs)
@@ -117,16 +121,27 @@ class ServingModule(tf.Module):
 
     def _nbest(self, inputs):
         result, empty, _, n = self._decode_rows(inputs)
-        return self._first({self.OUTPUT + "s": detokenize_nbest(self.target_tokenizer, result.ids, empty),
-                            "scores": tf.where(empty[:, None], 0.0, result.scores)}, n)
+        return self._first(
+            {
+                self.OUTPUT + "s": detokenize_nbest(self.target_tokenizer, result.ids, empty),
+                "scores": tf.where(empty[:, None], 0.0, result.scores),
+            },
+            n,
+        )
 
     def _with_attention(self, inputs):
         result, empty, extras, n = self._decode_rows(inputs, return_attention=True)
-        return self._first({
-            self.OUTPUT: detokenize_nbest(self.target_tokenizer, result.ids[:, :1], empty)[:, 0],
-            "score": tf.where(empty, 0.0, result.scores[:, 0]),
-            "target_pieces": self.target_tokenizer.id_to_piece(result.ids[:, 0]),
-            "lengths": result.lengths[:, 0], "attention": result.attention[:, 0], **extras}, n)
+        return self._first(
+            {
+                self.OUTPUT: detokenize_nbest(self.target_tokenizer, result.ids[:, :1], empty)[:, 0],
+                "score": tf.where(empty, 0.0, result.scores[:, 0]),
+                "target_pieces": self.target_tokenizer.id_to_piece(result.ids[:, 0]),
+                "lengths": result.lengths[:, 0],
+                "attention": result.attention[:, 0],
+                **extras,
+            },
+            n,
+        )
 
 
 class TranslationModule(ServingModule):
@@ -150,8 +165,13 @@ class TranslationModule(ServingModule):
         super().__init__(model, target_tokenizer, decode, name="translator")
         self.source_tokenizer = source_tokenizer
         self.max_source_length = int(max_source_length)
-        self.score = tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
-                                                               tf.TensorSpec([None], tf.string, name="target")])
+        self.score = tf.function(
+            self._score,
+            input_signature=[
+                tf.TensorSpec([None], tf.string, name="text"),
+                tf.TensorSpec([None], tf.string, name="target"),
+            ],
+        )
 
     def signatures(self) -> dict:
         """The three decoding signatures plus `score` (text, target → log-probabilities)."""
@@ -184,9 +204,15 @@ class TranslationModule(ServingModule):
         real = tf.cast(tf.not_equal(target_out, 0), tf.float32)
         total = tf.reduce_sum(token_log_probs * real, axis=1)
         tokens = tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
-        return self._first({"log_prob": total, "per_token": total / tf.cast(tokens, tf.float32),
-                            "normalized": total / gnmt_length_penalty(tokens, self._decode.length_penalty),
-                            "tokens": tokens}, n)
+        return self._first(
+            {
+                "log_prob": total,
+                "per_token": total / tf.cast(tokens, tf.float32),
+                "normalized": total / gnmt_length_penalty(tokens, self._decode.length_penalty),
+                "tokens": tokens,
+            },
+            n,
+        )
 
     def placeholder_input(self):
         return tf.constant([""])
@@ -195,8 +221,12 @@ class TranslationModule(ServingModule):
         pieces = self.source_tokenizer.tokenize(inputs)
         source = format_source(pieces, self.max_source_length)
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, 0), tf.int32), axis=1)
-        return source, lengths, tf.equal(pieces.row_lengths(), 0), {
-            "source_pieces": self.source_tokenizer.id_to_piece(source)}
+        return (
+            source,
+            lengths,
+            tf.equal(pieces.row_lengths(), 0),
+            {"source_pieces": self.source_tokenizer.id_to_piece(source)},
+        )
 
     @property
     def translate(self):
@@ -235,8 +265,9 @@ class CaptioningModule(ServingModule):
     INPUT, OUTPUT, VERB = "image_bytes", "caption", "caption"
 
     def __init__(self, model, tokenizer, decode: DecodeConfig, max_caption_length: int):
-        decode = dataclasses.replace(decode, max_length=min(decode.max_length, int(max_caption_length) + 1),
-                                     max_length_ratio=None)
+        decode = dataclasses.replace(
+            decode, max_length=min(decode.max_length, int(max_caption_length) + 1), max_length_ratio=None
+        )
         self.image_size = tuple(model.encoder.image_size)
         self.grid_shape = tuple(model.encoder.grid_shape)
         super().__init__(model, tokenizer, decode, name="captioner")
@@ -245,8 +276,11 @@ class CaptioningModule(ServingModule):
         return tf.reshape(tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)), [1])
 
     def encode_inputs(self, inputs):
-        images = tf.map_fn(lambda data: decode_image(data, self.image_size), inputs,
-                           fn_output_signature=tf.TensorSpec([*self.image_size, 3], tf.float32))
+        images = tf.map_fn(
+            lambda data: decode_image(data, self.image_size),
+            inputs,
+            fn_output_signature=tf.TensorSpec([*self.image_size, 3], tf.float32),
+        )
         return images, None, tf.zeros_like(inputs, tf.bool), {}
 
     @property
@@ -265,8 +299,14 @@ class CaptioningModule(ServingModule):
         return self.with_attention
 
 
-def predict_batches(function: Callable, input_name: str, output_name: str, inputs: Sequence, batch_size: int = 64,
-                    progress: bool = False) -> tuple[list[str], list[float]]:
+def predict_batches(
+    function: Callable,
+    input_name: str,
+    output_name: str,
+    inputs: Sequence,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> tuple[list[str], list[float]]:
     """Run a serving function (a module's `best` or an export's `serving_default`) over `inputs` in batches.
 
     Args:
@@ -282,7 +322,7 @@ def predict_batches(function: Callable, input_name: str, output_name: str, input
     texts, scores = [], []
     starts = range(0, len(inputs), batch_size)
     for start in tqdm(starts, desc=output_name, unit="batch", disable=not progress or not sys.stderr.isatty()):
-        out = function(**{input_name: tf.constant(list(inputs[start:start + batch_size]), tf.string)})
+        out = function(**{input_name: tf.constant(list(inputs[start : start + batch_size]), tf.string)})
         texts += [t.decode("utf-8") for t in out[output_name].numpy()]
         scores += [float(s) for s in out["score"].numpy()]
     return texts, scores

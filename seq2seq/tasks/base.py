@@ -132,8 +132,10 @@ class Task:
 
     def examples(self, evaluation: EvaluationSet, hypotheses: list[str], count: int = 5) -> list[dict]:
         """The first `count` examples of a report: input name, references, hypothesis."""
-        return [{"input": name, "references": refs, "hypothesis": hyp}
-                for name, refs, hyp in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]]
+        return [
+            {"input": name, "references": refs, "hypothesis": hyp}
+            for name, refs, hyp in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]
+        ]
 
     def plot_attention(self, module, item: Any, path: str) -> str:
         """Draw the attention of the best output for one input (as `prediction_inputs` names it) into `path`."""

@@ -69,7 +69,8 @@ def _split(config: Config, every: readers.CaptionSet, split: str) -> readers.Cap
 @READERS.register("flickr8k")
 def _flickr8k(config: Config, split: str) -> readers.CaptionSet:
     """`data.captions_file` (Flickr8k.token.txt) and `data.image_dir`; the split from
-    `data.{train,validation,test}_split_file` when all three are set, else `split_by_image`."""
+    `data.{train,validation,test}_split_file` when all three are set, else `split_by_image`.
+    """
     d = config.data
     _needs(config, "captions_file", "image_dir")
     captions, image_dir = resolve_path(config, d.captions_file), resolve_path(config, d.image_dir)
@@ -79,16 +80,18 @@ def _flickr8k(config: Config, split: str) -> readers.CaptionSet:
     if not all(split_files.values()):
         unset = [f"data.{k}_split_file" for k, v in split_files.items() if not v]
         raise ValueError(f"set all three split files or none; {', '.join(unset)} not set")
-    return readers.read_flickr8k(captions, image_dir, resolve_path(config, split_files[split]),
-                                 max_line_bytes=d.max_line_bytes)
+    return readers.read_flickr8k(
+        captions, image_dir, resolve_path(config, split_files[split]), max_line_bytes=d.max_line_bytes
+    )
 
 
 @READERS.register("coco")
 def _coco(config: Config, split: str) -> readers.CaptionSet:
     """`data.captions_file` (COCO captions JSON) and `data.image_dir`, split by image."""
     _needs(config, "captions_file", "image_dir")
-    every = readers.read_coco_captions(resolve_path(config, config.data.captions_file),
-                                       resolve_path(config, config.data.image_dir))
+    every = readers.read_coco_captions(
+        resolve_path(config, config.data.captions_file), resolve_path(config, config.data.image_dir)
+    )
     return _split(config, every, split)
 
 
@@ -96,18 +99,26 @@ def _coco(config: Config, split: str) -> readers.CaptionSet:
 def _table(config: Config, split: str) -> readers.CaptionSet:
     """`data.path`: a CSV/TSV/JSONL with `image` and `caption` columns, split by image."""
     _needs(config, "path")
-    return _split(config, readers.read_caption_table(resolve_path(config, config.data.path),
-                                                     max_line_bytes=config.data.max_line_bytes), split)
+    return _split(
+        config,
+        readers.read_caption_table(resolve_path(config, config.data.path), max_line_bytes=config.data.max_line_bytes),
+        split,
+    )
 
 
 @READERS.register("tfds")
 def _tfds(config: Config, split: str) -> readers.CaptionSet:
     """TFDS `data.tfds_name` (default coco_captions, Karpathy splits train / val / test) from
-    `data.tfds_data_dir`; images are written once to `data.image_dir` (default: beside the dataset)."""
+    `data.tfds_data_dir`; images are written once to `data.image_dir` (default: beside the dataset).
+    """
     d = config.data
-    return readers.read_tfds_coco_captions(_TFDS_SPLITS[split], data_dir=d.tfds_data_dir,
-                                           image_dir=resolve_path(config, d.image_dir), name=d.tfds_name,
-                                           download=d.download)
+    return readers.read_tfds_coco_captions(
+        _TFDS_SPLITS[split],
+        data_dir=d.tfds_data_dir,
+        image_dir=resolve_path(config, d.image_dir),
+        name=d.tfds_name,
+        download=d.download,
+    )
 
 
 def read_split(config: Config, split: str) -> readers.CaptionSet:
@@ -137,7 +148,7 @@ def reference_captions(items: dict) -> list[list[str]]:
     flat = readers.caption_texts(items)
     references, start = [], 0
     for captions in items.values():
-        references.append(flat[start:start + len(captions)])
+        references.append(flat[start : start + len(captions)])
         start += len(captions)
     return references
 
@@ -178,12 +189,26 @@ def make_datasets(config: Config, tokenizer, encoder, model_dir: str, seed_offse
     (missing entries computed with `encoder.feature_fn`), else images float32 [batch, H, W, 3] in [0, 255].
     """
     d, tr = config.data, config.train
-    cache = FeatureCache(feature_cache_dir(config, model_dir), encoder.backbone_key) if uses_feature_cache(config) else None
-    common = dict(tokenizer=tokenizer, batch_size=tr.batch_size, max_caption_length=d.max_target_length,
-                  image_size=encoder.image_size, features=cache, feature_fn=encoder.feature_fn)
+    cache = (
+        FeatureCache(feature_cache_dir(config, model_dir), encoder.backbone_key) if uses_feature_cache(config) else None
+    )
+    common = dict(
+        tokenizer=tokenizer,
+        batch_size=tr.batch_size,
+        max_caption_length=d.max_target_length,
+        image_size=encoder.image_size,
+        features=cache,
+        feature_fn=encoder.feature_fn,
+    )
     stats: dict = {}
-    train_ds = readers.make_captioning_dataset(read_split(config, "train"), training=True, seed=tr.seed + seed_offset,
-                                               shuffle_buffer=tr.shuffle_buffer, stats=stats, **common)
+    train_ds = readers.make_captioning_dataset(
+        read_split(config, "train"),
+        training=True,
+        seed=tr.seed + seed_offset,
+        shuffle_buffer=tr.shuffle_buffer,
+        stats=stats,
+        **common,
+    )
     log.info("training captions: %s", stats)
     validation = read_split(config, "validation")
     val_ds = readers.make_captioning_dataset(validation, training=False, **common) if validation else None
@@ -221,8 +246,6 @@ def write_attention_plot(module: CaptioningModule, image_path: str, path: str) -
     return path
 
 
-
-
 @TASKS.register("captioning")
 class CaptioningTask(Task):
     """Image captioning: images → captions (Show, Attend and Tell; Xu et al., 2015)."""
@@ -242,11 +265,15 @@ class CaptioningTask(Task):
         if m.encoder.alpha <= 0:
             raise ConfigError(f"model.encoder.alpha: got {m.encoder.alpha}; must be > 0")
         if m.encoder.image_size is not None and m.encoder.image_size < 16:
-            raise ConfigError(f"model.encoder.image_size: got {m.encoder.image_size}; must be >= 16 pixels or null "
-                              f"(the backbone's native size)")
+            raise ConfigError(
+                f"model.encoder.image_size: got {m.encoder.image_size}; must be >= 16 pixels or null "
+                f"(the backbone's native size)"
+            )
         if m.embedding.source_pretrained:
-            raise ConfigError("model.embedding.source_pretrained: a captioning model has no source text embedding "
-                              "(image encoder); remove the key")
+            raise ConfigError(
+                "model.embedding.source_pretrained: a captioning model has no source text embedding "
+                "(image encoder); remove the key"
+            )
 
     def model_config(self, for_training: bool) -> Config:
         return _build_config(self.config, for_training)
@@ -257,11 +284,15 @@ class CaptioningTask(Task):
     def check_data(self) -> None:
         d = self.config.data
         if d.format != "tfds" and not d.test_split_file and d.test_fraction == 0:
-            raise ConfigError("data.test_fraction: 0 leaves the test split empty, and training ends with its "
-                              "evaluation; set a fraction > 0 or give data.test_split_file")
+            raise ConfigError(
+                "data.test_fraction: 0 leaves the test split empty, and training ends with its "
+                "evaluation; set a fraction > 0 or give data.test_split_file"
+            )
         if not read_split(self.config, "train"):
-            raise ValueError(f"no training image has both a readable file and a caption: check data.image_dir "
-                             f"({d.image_dir!r}), data.captions_file and data.train_split_file")
+            raise ValueError(
+                f"no training image has both a readable file and a caption: check data.image_dir "
+                f"({d.image_dir!r}), data.captions_file and data.train_split_file"
+            )
 
     def data_files(self) -> list[str]:
         d = self.config.data
@@ -273,8 +304,14 @@ class CaptioningTask(Task):
 
     def train_tokenizers(self, directory: str) -> None:
         items = read_split(self.config, "train")
-        train_or_load_tokenizer(self.config.tokenizer, directory, CAPTION, self.config.tokenizer.target_vocab_size,
-                                lambda: readers.caption_texts(items), lowercase=True)
+        train_or_load_tokenizer(
+            self.config.tokenizer,
+            directory,
+            CAPTION,
+            self.config.tokenizer.target_vocab_size,
+            lambda: readers.caption_texts(items),
+            lowercase=True,
+        )
 
     def vocab_sizes(self, tokenizers):
         return None, tokenizers[CAPTION].vocab_size
@@ -294,8 +331,12 @@ class CaptioningTask(Task):
             raise ValueError(f"the {split} split has no images; check the data.* settings")
         paths = _readable(list(items))
         # References cleaned like the training captions (`preprocess_caption`), all captions of each image.
-        return EvaluationSet(_read_bytes(paths), reference_captions({p: items[p] for p in paths}),
-                             [os.path.basename(p) for p in paths], skipped=len(items) - len(paths))
+        return EvaluationSet(
+            _read_bytes(paths),
+            reference_captions({p: items[p] for p in paths}),
+            [os.path.basename(p) for p in paths],
+            skipped=len(items) - len(paths),
+        )
 
     @classmethod
     def prediction_inputs(cls, items):
@@ -307,17 +348,24 @@ class CaptioningTask(Task):
 
     def metrics(self, hypotheses, references, wmt_language: str | None = None) -> dict:
         """sacreBLEU BLEU-1..4 (multi-reference) and the coco-caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D
-        by pycocoevalcap, on its PTB tokenisation; each {"score", "signature"} or {"skipped": reason})."""
+        by pycocoevalcap, on its PTB tokenisation; each {"score", "signature"} or {"skipped": reason}).
+        """
         if wmt_language is not None:
             raise ValueError("--wmt-language is for translation evaluations")
         bleu = corpus_bleu(hypotheses, references)
-        return {**{f"bleu_{n}": bleu["bleu_n"]["sacrebleu"][n] for n in range(1, 5)},
-                "sacrebleu": bleu["score"], "nltk_bleu": bleu["nltk_score"], **bleu,
-                "coco": caption_metrics(hypotheses, references)}
+        return {
+            **{f"bleu_{n}": bleu["bleu_n"]["sacrebleu"][n] for n in range(1, 5)},
+            "sacrebleu": bleu["score"],
+            "nltk_bleu": bleu["nltk_score"],
+            **bleu,
+            "coco": caption_metrics(hypotheses, references),
+        }
 
     def examples(self, evaluation, hypotheses, count=5):
-        return [{"image": name, "hypothesis": h, "references": r}
-                for name, r, h in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]]
+        return [
+            {"image": name, "hypothesis": h, "references": r}
+            for name, r, h in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]
+        ]
 
     def plot_attention(self, module, item, path: str) -> str:
         return write_attention_plot(module, item, path)

@@ -17,8 +17,14 @@ from seq2seq.config import TokenizerConfig
 log = logging.getLogger(__name__)
 
 
-def train_or_load_tokenizer(tokenizer: TokenizerConfig, directory: str, name: str, vocab_size: int,
-                            sentences: Callable[[], Iterable[str]], lowercase: bool):
+def train_or_load_tokenizer(
+    tokenizer: TokenizerConfig,
+    directory: str,
+    name: str,
+    vocab_size: int,
+    sentences: Callable[[], Iterable[str]],
+    lowercase: bool,
+):
     """Load `<directory>/<name>.json` when present, else train a tokenizer on `sentences()` and save it.
 
     Args:
@@ -39,12 +45,20 @@ def train_or_load_tokenizer(tokenizer: TokenizerConfig, directory: str, name: st
     if os.path.exists(os.path.join(directory, f"{name}.json")):
         return load_tokenizer(directory, name)
     if tokenizer.kind == "sentencepiece":
-        result = train_sentencepiece(sentences(), directory, name, vocab_size, model_type=tokenizer.model_type,
-                                     byte_fallback=tokenizer.byte_fallback,
-                                     character_coverage=tokenizer.character_coverage, lowercase=lowercase,
-                                     input_sentence_size=tokenizer.input_sentence_size)
+        result = train_sentencepiece(
+            sentences(),
+            directory,
+            name,
+            vocab_size,
+            model_type=tokenizer.model_type,
+            byte_fallback=tokenizer.byte_fallback,
+            character_coverage=tokenizer.character_coverage,
+            lowercase=lowercase,
+            input_sentence_size=tokenizer.input_sentence_size,
+        )
     else:
-        result = train_word_vocabulary(sentences(), directory, name, vocab_size, min_count=tokenizer.min_count,
-                                       lowercase=lowercase)
+        result = train_word_vocabulary(
+            sentences(), directory, name, vocab_size, min_count=tokenizer.min_count, lowercase=lowercase
+        )
     log.info("%s tokenizer: %d pieces", name, result.vocab_size)
     return result

@@ -46,23 +46,38 @@ def _explicit_splits(d) -> bool:
 @READERS.register("parallel")
 def _parallel_pairs(config: Config, split: str, stats: readers.PairStats):
     """Two aligned files; with `data.{validation,test}_{source,target}_file` the standard splits of a corpus
-    (e.g. Multi30k train / val / test_2016_flickr), else one pair of files split by source sentence."""
+    (e.g. Multi30k train / val / test_2016_flickr), else one pair of files split by source sentence.
+    """
     d = config.data
     if _explicit_splits(d):
-        explicit = {"train": (d.source_file, d.target_file),
-                    "validation": (d.validation_source_file, d.validation_target_file),
-                    "test": (d.test_source_file, d.test_target_file)}
+        explicit = {
+            "train": (d.source_file, d.target_file),
+            "validation": (d.validation_source_file, d.validation_target_file),
+            "test": (d.test_source_file, d.test_target_file),
+        }
         source, target = explicit[split]
         if not source or not target:
             raise ValueError(f"data.{split}_source_file and data.{split}_target_file are both needed")
-        return readers.clean_pairs(readers.read_parallel(resolve_path(config, source), resolve_path(config, target),
-                                                         limit=d.limit, skip_bad_lines=d.skip_bad_lines,
-                                                         stats=stats, max_line_bytes=d.max_line_bytes), stats)
-    pairs = readers.read_parallel(resolve_path(config, d.source_file), resolve_path(config, d.target_file),
-                                  limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats,
-                                  max_line_bytes=d.max_line_bytes)
-    return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction,
-                               d.test_fraction)
+        return readers.clean_pairs(
+            readers.read_parallel(
+                resolve_path(config, source),
+                resolve_path(config, target),
+                limit=d.limit,
+                skip_bad_lines=d.skip_bad_lines,
+                stats=stats,
+                max_line_bytes=d.max_line_bytes,
+            ),
+            stats,
+        )
+    pairs = readers.read_parallel(
+        resolve_path(config, d.source_file),
+        resolve_path(config, d.target_file),
+        limit=d.limit,
+        skip_bad_lines=d.skip_bad_lines,
+        stats=stats,
+        max_line_bytes=d.max_line_bytes,
+    )
+    return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction, d.test_fraction)
 
 
 @READERS.register("anki")
@@ -72,18 +87,27 @@ def _anki_pairs(config: Config, split: str, stats: readers.PairStats):
     path = resolve_path(config, d.path)
     if not os.path.exists(path) and d.download:
         path = readers.download_anki(os.path.basename(d.path).rsplit(".", 1)[0], cache_dir=d.cache_dir)
-    pairs = readers.read_anki(path, reverse=d.reverse, limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats,
-                              max_line_bytes=d.max_line_bytes)
-    return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction,
-                               d.test_fraction)
+    pairs = readers.read_anki(
+        path,
+        reverse=d.reverse,
+        limit=d.limit,
+        skip_bad_lines=d.skip_bad_lines,
+        stats=stats,
+        max_line_bytes=d.max_line_bytes,
+    )
+    return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction, d.test_fraction)
 
 
 @READERS.register("tfds")
 def _tfds_pairs(config: Config, split: str, stats: readers.PairStats):
     """A TFDS translation dataset `data.tfds_name` (its own train / validation / test splits)."""
     d = config.data
-    return readers.clean_pairs(readers.read_tfds(d.tfds_name, _TFDS_SPLITS[split], data_dir=d.tfds_data_dir,
-                                                 limit=d.limit, download=d.download), stats)
+    return readers.clean_pairs(
+        readers.read_tfds(
+            d.tfds_name, _TFDS_SPLITS[split], data_dir=d.tfds_data_dir, limit=d.limit, download=d.download
+        ),
+        stats,
+    )
 
 
 def pairs(config: Config, split: str, stats: readers.PairStats | None = None):
@@ -100,7 +124,8 @@ def _check_data_exists(config: Config) -> None:
         if path and not os.path.exists(path) and not d.download:
             raise FileNotFoundError(
                 f"data file {path!r} not found. Set SEQ2SEQ_DATA_DIR (or data.data_dir) to the folder that holds "
-                f"{name!r}, or set data.download=true to download it (needs internet).")
+                f"{name!r}, or set data.download=true to download it (needs internet)."
+            )
 
 
 def train_tokenizers(config: Config, directory: str):
@@ -110,16 +135,23 @@ def train_tokenizers(config: Config, directory: str):
     """
     t = config.tokenizer
     if t.shared:  # one vocabulary for both sides (model.embedding.share), saved under both names
-        tokenizer = train_or_load_tokenizer(t, directory, SOURCE, t.source_vocab_size,
-                                            functools.partial(_both_sides, config),
-                                            lowercase=config.data.lowercase)
+        tokenizer = train_or_load_tokenizer(
+            t,
+            directory,
+            SOURCE,
+            t.source_vocab_size,
+            functools.partial(_both_sides, config),
+            lowercase=config.data.lowercase,
+        )
         for ext in (".model", ".json"):  # the .json last: its presence means the pair is complete
             _copy_atomic(os.path.join(directory, SOURCE + ext), os.path.join(directory, TARGET + ext))
         return tokenizer, tokenizer
     return tuple(
-        train_or_load_tokenizer(t, directory, name, size,
-                                functools.partial(_side, config, side), lowercase=config.data.lowercase)
-        for side, name, size in ((0, SOURCE, t.source_vocab_size), (1, TARGET, t.target_vocab_size)))
+        train_or_load_tokenizer(
+            t, directory, name, size, functools.partial(_side, config, side), lowercase=config.data.lowercase
+        )
+        for side, name, size in ((0, SOURCE, t.source_vocab_size), (1, TARGET, t.target_vocab_size))
+    )
 
 
 def _tokenizers_or_config_error(config: Config, directory: str):
@@ -153,22 +185,32 @@ def _both_sides(config: Config):
 def make_datasets(config: Config, source_tok, target_tok, seed_offset: int = 0):
     """(train dataset (repeated), validation dataset) of ((source_ids, target_in_ids), target_out_ids)."""
     d, tr = config.data, config.train
-    common = dict(source_tokenizer=source_tok, target_tokenizer=target_tok, batch_size=tr.batch_size,
-                  max_source_length=d.max_source_length, max_target_length=d.max_target_length)
+    common = dict(
+        source_tokenizer=source_tok,
+        target_tokenizer=target_tok,
+        batch_size=tr.batch_size,
+        max_source_length=d.max_source_length,
+        max_target_length=d.max_target_length,
+    )
     stats = readers.PairStats()
     train_ds, train_lengths = make_translation_dataset(
-        functools.partial(pairs, config, "train", stats), training=True, shuffle_buffer=tr.shuffle_buffer,
-        seed=tr.seed + seed_offset, **common)
+        functools.partial(pairs, config, "train", stats),
+        training=True,
+        shuffle_buffer=tr.shuffle_buffer,
+        seed=tr.seed + seed_offset,
+        **common,
+    )
     log.info("training pairs: %s; %s", train_lengths.summary(), stats.summary())
     if train_lengths.kept == 0:
-        raise ValueError("no training pairs left after cleaning and the length filter; check data.path, "
-                         "data.limit and data.max_source_length / max_target_length")
-    val_ds, val_lengths = make_translation_dataset(functools.partial(pairs, config, "validation"), training=False,
-                                                   **common)
+        raise ValueError(
+            "no training pairs left after cleaning and the length filter; check data.path, "
+            "data.limit and data.max_source_length / max_target_length"
+        )
+    val_ds, val_lengths = make_translation_dataset(
+        functools.partial(pairs, config, "validation"), training=False, **common
+    )
     log.info("validation pairs: %s", val_lengths.summary())
     return train_ds.repeat(), (val_ds if val_lengths.kept else None)
-
-
 
 
 @TASKS.register("translation")
@@ -192,8 +234,9 @@ class TranslationTask(Task):
         if d.format == "anki" and not d.path:
             raise ConfigError("data.path: the Anki/TSV file is required when data.format is 'anki'")
         if d.format == "parallel" and not (d.source_file and d.target_file):
-            raise ConfigError("data.source_file: data.source_file and data.target_file are required when "
-                              "data.format is 'parallel'")
+            raise ConfigError(
+                "data.source_file: data.source_file and data.target_file are required when data.format is 'parallel'"
+            )
         if d.format == "tfds" and not d.tfds_name:
             raise ConfigError("data.tfds_name: required when data.format is 'tfds'")
 
@@ -201,13 +244,25 @@ class TranslationTask(Task):
         _check_data_exists(self.config)
         d = self.config.data
         if d.format != "tfds" and not _explicit_splits(d) and d.test_fraction == 0:
-            raise ConfigError("data.test_fraction: 0 leaves the test split empty, and training ends with its "
-                              "evaluation; set a fraction > 0 or give data.test_source_file / test_target_file")
+            raise ConfigError(
+                "data.test_fraction: 0 leaves the test split empty, and training ends with its "
+                "evaluation; set a fraction > 0 or give data.test_source_file / test_target_file"
+            )
 
     def data_files(self) -> list[str]:
         d = self.config.data
-        names = [d.path] if d.format == "anki" else [d.source_file, d.target_file, d.validation_source_file,
-                                                     d.validation_target_file, d.test_source_file, d.test_target_file]
+        names = (
+            [d.path]
+            if d.format == "anki"
+            else [
+                d.source_file,
+                d.target_file,
+                d.validation_source_file,
+                d.validation_target_file,
+                d.test_source_file,
+                d.test_target_file,
+            ]
+        )
         return [resolve_path(self.config, n) for n in names if n and os.path.isfile(resolve_path(self.config, n))]
 
     def tokenizer_names(self):
@@ -248,25 +303,34 @@ class TranslationTask(Task):
         return EvaluationSet(sources, [list(refs) for refs in zip(*streams)], sources)
 
     def serving_module(self, model, tokenizers, decode: DecodeConfig) -> TranslationModule:
-        return TranslationModule(model, tokenizers[SOURCE], tokenizers[TARGET], decode,
-                                 self.config.data.max_source_length)
+        return TranslationModule(
+            model, tokenizers[SOURCE], tokenizers[TARGET], decode, self.config.data.max_source_length
+        )
 
     def metrics(self, hypotheses, references, wmt_language: str | None = None) -> dict:
         """Cased BLEU (the headline), lowercased BLEU, chrF and TER by sacreBLEU, each with its signature; with
-        `wmt_language` (e.g. "de") also BLEU in the WMT multimodal convention (lc.norm.tok); and nltk's BLEU."""
+        `wmt_language` (e.g. "de") also BLEU in the WMT multimodal convention (lc.norm.tok); and nltk's BLEU.
+        """
         streams = [list(stream) for stream in zip(*references)]
-        scores = translation_metrics(hypotheses, streams, wmt_convention=wmt_language is not None,
-                                     target_language=wmt_language)
+        scores = translation_metrics(
+            hypotheses, streams, wmt_convention=wmt_language is not None, target_language=wmt_language
+        )
         nltk = corpus_bleu(hypotheses, references)["nltk_score"]
-        return {"sacrebleu": scores["bleu"]["score"], "sacrebleu_signature": scores["bleu"]["signature"],
-                "nltk_bleu": nltk, **scores,
-                # outputs that repeat a 1-3-gram back to back ("am strand am strand"), and the references' own rate
-                "repetition_rate": repetition_rate(hypotheses),
-                "reference_repetition_rate": repetition_rate([refs[0] for refs in references])}
+        return {
+            "sacrebleu": scores["bleu"]["score"],
+            "sacrebleu_signature": scores["bleu"]["signature"],
+            "nltk_bleu": nltk,
+            **scores,
+            # outputs that repeat a 1-3-gram back to back ("am strand am strand"), and the references' own rate
+            "repetition_rate": repetition_rate(hypotheses),
+            "reference_repetition_rate": repetition_rate([refs[0] for refs in references]),
+        }
 
     def examples(self, evaluation, hypotheses, count=5):
-        return [{"source": s, "reference": r[0], "hypothesis": h}
-                for s, r, h in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]]
+        return [
+            {"source": s, "reference": r[0], "hypothesis": h}
+            for s, r, h in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]
+        ]
 
     def plot_attention(self, module, item, path: str) -> str:
         from seq2seq.plots import plot_translation_attention

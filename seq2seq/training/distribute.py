@@ -95,7 +95,8 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
 @contextlib.contextmanager
 def write_dir(model_dir: str, strategy: tf.distribute.Strategy | None = None):
     """Yields the folder this process writes its training files to: `model_dir` on the chief, a temporary
-    folder (deleted on exit) on every other worker."""
+    folder (deleted on exit) on every other worker.
+    """
     if is_chief(strategy):
         yield model_dir
         return
@@ -106,8 +107,13 @@ def write_dir(model_dir: str, strategy: tf.distribute.Strategy | None = None):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def chief_first(strategy: tf.distribute.Strategy | None, prepare: Callable[[], object], ready: Sequence[str],
-                timeout: float = 600.0, poll: float = 0.5) -> None:
+def chief_first(
+    strategy: tf.distribute.Strategy | None,
+    prepare: Callable[[], object],
+    ready: Sequence[str],
+    timeout: float = 600.0,
+    poll: float = 0.5,
+) -> None:
     """Run `prepare()` (which writes the files `ready`) on the chief only; other workers wait for the files.
 
     Used for what every worker must share byte for byte before training starts — the model directory's
@@ -132,7 +138,9 @@ def chief_first(strategy: tf.distribute.Strategy | None, prepare: Callable[[], o
         if not missing:
             return
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for the chief worker to write {', '.join(missing)}; "
-                               "is the chief (worker 0 or the 'chief' task of TF_CONFIG) running with the "
-                               "same --model-dir on a shared file system?")
+            raise TimeoutError(
+                f"waited {timeout:.0f} s for the chief worker to write {', '.join(missing)}; "
+                "is the chief (worker 0 or the 'chief' task of TF_CONFIG) running with the "
+                "same --model-dir on a shared file system?"
+            )
         time.sleep(poll)

@@ -30,7 +30,6 @@ from seq2seq.training.progress import fit_progress
 log = logging.getLogger(__name__)
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Optimizer
 
@@ -47,11 +46,16 @@ def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
             initial_learning_rate=0.0 if train.warmup_steps else train.learning_rate,
             decay_steps=max(1, train.max_steps - train.warmup_steps),
             warmup_target=train.learning_rate if train.warmup_steps else None,
-            warmup_steps=train.warmup_steps)
+            warmup_steps=train.warmup_steps,
+        )
     elif train.warmup_steps:
         lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0, decay_steps=1, alpha=1.0, warmup_target=train.learning_rate,
-            warmup_steps=train.warmup_steps)
+            initial_learning_rate=0.0,
+            decay_steps=1,
+            alpha=1.0,
+            warmup_target=train.learning_rate,
+            warmup_steps=train.warmup_steps,
+        )
     else:
         lr = train.learning_rate
     return FusedAdam(learning_rate=lr, global_clipnorm=train.clipnorm)
@@ -59,8 +63,12 @@ def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
 
 def compile_model(model: keras.Model, train: TrainConfig) -> keras.Model:
     """Compile `model` with the masked loss, masked accuracy and the optimizer; builds optimizer state."""
-    model.compile(optimizer=make_optimizer(train), loss=MaskedCrossEntropy(train.label_smoothing),
-                  metrics=[MaskedAccuracy()], jit_compile=train.jit_compile)
+    model.compile(
+        optimizer=make_optimizer(train),
+        loss=MaskedCrossEntropy(train.label_smoothing),
+        metrics=[MaskedAccuracy()],
+        jit_compile=train.jit_compile,
+    )
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -118,8 +126,9 @@ def restore_latest(model: keras.Model, model_dir: str) -> int:
 
 def _all_finite(variables) -> bool:
     """True when every floating-point variable holds only finite values."""
-    return all(bool(np.isfinite(np.asarray(v.numpy())).all()) for v in variables
-               if keras.backend.is_float_dtype(v.dtype))
+    return all(
+        bool(np.isfinite(np.asarray(v.numpy())).all()) for v in variables if keras.backend.is_float_dtype(v.dtype)
+    )
 
 
 class CheckpointSaver(keras.callbacks.Callback):
@@ -157,7 +166,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         path = os.path.join(self.model_dir, CHECKPOINT_DIR, f"ckpt-{step}.weights.h5")
         atomic_save_weights(self.model, path)
         self.last_saved = step
-        for _, old in list_checkpoints(self.model_dir)[:-self.keep]:
+        for _, old in list_checkpoints(self.model_dir)[: -self.keep]:
             os.remove(old)
         return path
 
@@ -175,7 +184,8 @@ class CheckpointSaver(keras.callbacks.Callback):
 
 class StopAtStep(keras.callbacks.Callback):
     """Stops `fit` once the optimizer has taken `max_steps` steps (in total, across resumes), or once
-    `max_minutes` of wall time have passed in this run (None: no time limit)."""
+    `max_minutes` of wall time have passed in this run (None: no time limit).
+    """
 
     def __init__(self, max_steps: int, max_minutes: float | None = None):
         super().__init__()
@@ -206,8 +216,14 @@ class BestWeights(keras.callbacks.Callback):
             atomic_save_weights(self.model, self.path)
 
 
-def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
-        train: TrainConfig, model_dir: str, verbose: int = 1) -> dict:
+def fit(
+    model: keras.Model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None,
+    train: TrainConfig,
+    model_dir: str,
+    verbose: int = 1,
+) -> dict:
     """Train a compiled `model` until `train.max_steps` total steps, resuming from `model_dir`'s checkpoints.
 
     Args:
@@ -244,7 +260,9 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
         if validation_data is not None:
             callbacks.append(BestWeights(out))
             if train.early_stopping_patience:
-                callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience))
+                callbacks.append(
+                    keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience)
+                )
         if validation_data is not None and train.validation_batches:
             validation_data = validation_data.take(train.validation_batches)
         validation_data = _with_known_length(validation_data)
@@ -253,8 +271,15 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
         rounds = math.ceil(train.max_steps / steps_per_round)
         try:
             history = model.fit(
-                train_data, validation_data=validation_data, epochs=rounds, initial_epoch=start // steps_per_round,
-                steps_per_epoch=steps_per_round, callbacks=callbacks, shuffle=False, verbose=verbose)
+                train_data,
+                validation_data=validation_data,
+                epochs=rounds,
+                initial_epoch=start // steps_per_round,
+                steps_per_epoch=steps_per_round,
+                callbacks=callbacks,
+                shuffle=False,
+                verbose=verbose,
+            )
         except KeyboardInterrupt:
             path = saver.save()  # Ctrl-C: keep the work done so far; `train` again resumes from here
             log.warning("interrupted at step %d; checkpoint %s", optimizer_step(model), path)
@@ -265,7 +290,8 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
             kept = list_checkpoints(out)
             raise NonFiniteLossError(
                 f"training stopped at step {final}: the loss became NaN or infinite; the last good checkpoint "
-                f"{kept[-1][1] if kept else '(none)'} is kept. Lower train.learning_rate or set train.clipnorm.")
+                f"{kept[-1][1] if kept else '(none)'} is kept. Lower train.learning_rate or set train.clipnorm."
+            )
         if validation_data is None or not os.path.exists(os.path.join(out, BEST_WEIGHTS)):
             atomic_save_weights(model, os.path.join(out, BEST_WEIGHTS))
         return {"start_step": start, "final_step": final, "history": history.history}

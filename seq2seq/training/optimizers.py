@@ -50,8 +50,12 @@ class FusedAdam(compat.ClipGradientsHook, keras.optimizers.Adam):
         return clipped
 
     def update_step(self, gradient, variable, learning_rate):
-        if (self.amsgrad or tf.distribute.has_strategy() or not hasattr(variable, "handle")
-                or variable.dtype != tf.float32):
+        if (
+            self.amsgrad
+            or tf.distribute.has_strategy()
+            or not hasattr(variable, "handle")
+            or variable.dtype != tf.float32
+        ):
             return super().update_step(gradient, variable, learning_rate)
         gradient = tf.convert_to_tensor(gradient, dtype=tf.float32)  # densifies an IndexedSlices gradient
         step = tf.cast(self.iterations + 1, tf.float32)
@@ -61,7 +65,15 @@ class FusedAdam(compat.ClipGradientsHook, keras.optimizers.Adam):
         momentum, velocity = slots
         beta_1, beta_2 = tf.constant(self.beta_1, tf.float32), tf.constant(self.beta_2, tf.float32)
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=momentum.value.handle, v=velocity.value.handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.constant(self.epsilon, tf.float32), grad=gradient, use_locking=False)
+            var=variable.handle,
+            m=momentum.value.handle,
+            v=velocity.value.handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, tf.float32),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.constant(self.epsilon, tf.float32),
+            grad=gradient,
+            use_locking=False,
+        )

@@ -58,15 +58,22 @@ class PlainProgressLogger(keras.callbacks.Callback):
       ValueError: both intervals None, or an interval not positive.
     """
 
-    def __init__(self, every_steps: int | None = 100, every_seconds: float | None = 60.0,
-                 total_steps: int | None = None, stream: TextIO | None = None, tokens_key: str = "tokens",
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        every_steps: int | None = 100,
+        every_seconds: float | None = 60.0,
+        total_steps: int | None = None,
+        stream: TextIO | None = None,
+        tokens_key: str = "tokens",
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__()
         if every_steps is None and every_seconds is None:
             raise ValueError("PlainProgressLogger needs every_steps or every_seconds")
         if (every_steps is not None and every_steps < 1) or (every_seconds is not None and every_seconds <= 0):
-            raise ValueError(f"intervals must be positive, got every_steps={every_steps}, "
-                             f"every_seconds={every_seconds}")
+            raise ValueError(
+                f"intervals must be positive, got every_steps={every_steps}, every_seconds={every_seconds}"
+            )
         self.every_steps, self.every_seconds, self.total_steps = every_steps, every_seconds, total_steps
         self.stream, self.tokens_key, self.clock = stream, tokens_key, clock
 
@@ -117,9 +124,13 @@ class PlainProgressLogger(keras.callbacks.Callback):
             self._write(f"step {self._step()} " + " ".join(values))
 
 
-def fit_progress(total_steps: int | None = None, every_steps: int | None = 100, every_seconds: float | None = 60.0,
-                 bar_stream: TextIO | None = None, log_stream: TextIO | None = None
-                 ) -> tuple[int, list[keras.callbacks.Callback]]:
+def fit_progress(
+    total_steps: int | None = None,
+    every_steps: int | None = 100,
+    every_seconds: float | None = 60.0,
+    bar_stream: TextIO | None = None,
+    log_stream: TextIO | None = None,
+) -> tuple[int, list[keras.callbacks.Callback]]:
     """``(verbose, callbacks)`` for ``model.fit``: the Keras bar on a terminal, else plain lines.
 
     Args:

@@ -19,8 +19,7 @@ import tensorflow as tf
 
 
 def _stop(state):
-    return None if state is None else tf.nest.map_structure(
-        tf.stop_gradient, state)
+    return None if state is None else tf.nest.map_structure(tf.stop_gradient, state)
 
 
 def _swap_first_axes(tensor, rank):
@@ -33,7 +32,8 @@ def window_loop(window_step, time, k, initial_state, output_dtype=tf.float32):
     A ``tf.while_loop`` over the
     ``ceil(time / k)`` windows ``[start, stop)``; the state handed to each window is
     ``tf.stop_gradient`` of the previous window's final state, so no gradient crosses a boundary.
-    ``window_step`` may apply its own optimizer update (one per window); it is what ``seq2seq.training.trainer.TrainingSeq2Seq.train_step`` uses inside
+    ``window_step`` may apply its own optimizer update (one per window); it is what
+    ``seq2seq.training.trainer.TrainingSeq2Seq.train_step`` uses inside
     ``model.fit``, where batches have different lengths.
 
     Args:
@@ -66,9 +66,14 @@ def window_loop(window_step, time, k, initial_state, output_dtype=tf.float32):
         start = w * k
         loss, new_state, out = window_step(start, tf.minimum(start + k, time), _stop(state))
         rank[:] = [out.shape.rank]
-        return (w + 1, _stop(new_state), losses.write(w, tf.cast(loss, tf.float32)),
-                outputs.write(w, _swap_first_axes(tf.cast(out, output_dtype), rank[0])))
+        return (
+            w + 1,
+            _stop(new_state),
+            losses.write(w, tf.cast(loss, tf.float32)),
+            outputs.write(w, _swap_first_axes(tf.cast(out, output_dtype), rank[0])),
+        )
 
     _, state, losses, outputs = tf.while_loop(
-        lambda w, *_: w < count, body, (tf.constant(0), _stop(initial_state), losses, outputs))
+        lambda w, *_: w < count, body, (tf.constant(0), _stop(initial_state), losses, outputs)
+    )
     return losses.stack(), state, _swap_first_axes(outputs.concat(), rank[0])

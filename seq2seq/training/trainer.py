@@ -50,13 +50,28 @@ class TrainingSeq2Seq(compat.LocalBatchBuildHook, Seq2Seq):
         the whole target, not per window); and those of `Seq2Seq`.
     """
 
-    def __init__(self, model_config, target_vocab_size, source_vocab_size=None, inputs_are_features=False,
-                 doubly_stochastic=0.0, tbptt_steps=None, **kwargs):
+    def __init__(
+        self,
+        model_config,
+        target_vocab_size,
+        source_vocab_size=None,
+        inputs_are_features=False,
+        doubly_stochastic=0.0,
+        tbptt_steps=None,
+        **kwargs,
+    ):
         if tbptt_steps is not None and (int(tbptt_steps) < 1 or doubly_stochastic > 0):
-            raise ValueError(f"train.tbptt_steps: got {tbptt_steps}; must be >= 1 and cannot be combined with "
-                             f"train.doubly_stochastic (got {doubly_stochastic})")
-        super().__init__(model_config, target_vocab_size, source_vocab_size=source_vocab_size,
-                         inputs_are_features=inputs_are_features, **kwargs)
+            raise ValueError(
+                f"train.tbptt_steps: got {tbptt_steps}; must be >= 1 and cannot be combined with "
+                f"train.doubly_stochastic (got {doubly_stochastic})"
+            )
+        super().__init__(
+            model_config,
+            target_vocab_size,
+            source_vocab_size=source_vocab_size,
+            inputs_are_features=inputs_are_features,
+            **kwargs,
+        )
         self.doubly_stochastic = float(doubly_stochastic)
         self.tbptt_steps = None if tbptt_steps is None else int(tbptt_steps)
 
@@ -108,10 +123,12 @@ class TrainingSeq2Seq(compat.LocalBatchBuildHook, Seq2Seq):
         def window_step(start, stop, carried):
             with tf.GradientTape() as tape:
                 first_state, constants = self.encode(source, training=True)
-                state = tf.nest.map_structure(lambda new, old: tf.where(start == 0, new, tf.cast(old, new.dtype)),
-                                              first_state, carried)
-                logits, _, final = self.decoder(target_in[:, start:stop], constants, state, training=True,
-                                                return_state=True)
+                state = tf.nest.map_structure(
+                    lambda new, old: tf.where(start == 0, new, tf.cast(old, new.dtype)), first_state, carried
+                )
+                logits, _, final = self.decoder(
+                    target_in[:, start:stop], constants, state, training=True, return_state=True
+                )
                 y_window = y[:, start:stop]
                 loss = self.compute_loss(x=x, y=y_window, y_pred=logits, training=True)
                 scaled = self.optimizer.scale_loss(loss)
@@ -141,12 +158,22 @@ def _logs_for_reduction(logs: dict) -> dict:
     """
     if not compat.in_multi_worker_mode(tf.distribute.get_strategy()):
         return logs
-    return {name: tf.reshape(value, [1]) if tf.is_tensor(value) and value.shape.rank == 0 else value
-            for name, value in logs.items()}
+    return {
+        name: tf.reshape(value, [1]) if tf.is_tensor(value) and value.shape.rank == 0 else value
+        for name, value in logs.items()
+    }
 
 
 def build_trainable_model(config, source_vocab_size, target_vocab_size, inputs_are_features=False) -> TrainingSeq2Seq:
-    """`seq2seq.model.seq2seq.build_model` of a `TrainingSeq2Seq` with `train.doubly_stochastic` and `train.tbptt_steps`."""
-    return build_model(config, source_vocab_size, target_vocab_size, inputs_are_features=inputs_are_features,
-                       model_class=TrainingSeq2Seq, doubly_stochastic=config.train.doubly_stochastic,
-                       tbptt_steps=config.train.tbptt_steps)
+    """`seq2seq.model.seq2seq.build_model` of a `TrainingSeq2Seq`, with `train.doubly_stochastic` and
+    `train.tbptt_steps`.
+    """
+    return build_model(
+        config,
+        source_vocab_size,
+        target_vocab_size,
+        inputs_are_features=inputs_are_features,
+        model_class=TrainingSeq2Seq,
+        doubly_stochastic=config.train.doubly_stochastic,
+        tbptt_steps=config.train.tbptt_steps,
+    )
