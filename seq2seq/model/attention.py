@@ -65,10 +65,7 @@ class MemoryAttention(keras.layers.Layer):
 
     def __init__(self, units: int, score: str = "bahdanau", **kwargs):
         super().__init__(**kwargs)
-        spec = ATTENTIONS.get(score) if score in ATTENTIONS else None
-        if spec is None:
-            scores = ", ".join(name for name in ATTENTIONS if ATTENTIONS.get(name) is not None)
-            raise ValueError(f"unknown attention score {score!r}; allowed values: {scores}")
+        spec = attention_score(score)
         self.units = int(units)
         self.score = score
         self.key_projection = keras.layers.Dense(self.units, use_bias=False, name="key_projection")
@@ -130,3 +127,17 @@ ATTENTIONS.register(
     ),
 )
 ATTENTIONS.register("none", None)  # no attention: the decoder reads only its initial state
+
+
+def attention_score(name: str, needed_by: str = "") -> AttentionScore:
+    """The registered score `name` (not "none").
+
+    Raises:
+      ValueError: `name` is unknown or "none"; the message names `needed_by` and the scores there are.
+    """
+    score = ATTENTIONS.get(name) if name in ATTENTIONS else None
+    if score is None:
+        scores = ", ".join(n for n in ATTENTIONS if ATTENTIONS.get(n) is not None)
+        prefix = f"{needed_by} needs attention; " if needed_by else "unknown attention score "
+        raise ValueError(f"{prefix}got {name!r}; allowed values: {scores}")
+    return score

@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from seq2seq.model.attention import ATTENTIONS, MemoryAttention
+from seq2seq.model.attention import MemoryAttention, attention_score
 from seq2seq.model.decoder import DECODERS
 from seq2seq.model.vocabulary_output import VocabularyOutput
 
@@ -64,10 +64,7 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        score = ATTENTIONS.get(attention) if attention in ATTENTIONS else None
-        if score is None:
-            scores = ", ".join(name for name in ATTENTIONS if ATTENTIONS.get(name) is not None)
-            raise ValueError(f"the conditional decoder needs attention; got {attention!r}, allowed values: {scores}")
+        score = attention_score(attention, needed_by="the conditional decoder")
         self.vocab_size = int(vocab_size)
         self.embedding_dim = int(embedding_dim)
         self.memory_dim = int(memory_dim)

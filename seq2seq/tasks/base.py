@@ -61,10 +61,29 @@ class Task:
 
     # -- configuration ---------------------------------------------------------------------------
 
+    def __init_subclass__(
+        cls,
+        name: str = "",
+        data_config: type | None = None,
+        readers: Registry | None = None,
+        unit: str = "examples",
+        serving_class: type | None = None,
+        **kwargs,
+    ):
+        """`class T(Task, name=..., data_config=..., readers=..., unit=..., serving_class=...)` sets them."""
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.unit = name, unit
+        cls.data_config, cls.readers, cls.serving_class = data_config or DataConfig, readers, serving_class
+
     @classmethod
     def validate_config(cls, config: Config) -> None:
-        """Reject values this task cannot use (ConfigError naming the key). The base checks `data.format`."""
+        """Reject values this task cannot use (ConfigError naming the key): `data.format`, then `check_config`."""
         cls.readers.check(config.data.format, "data.format")
+        cls.check_config(config)
+
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        """The task's own checks of a config (ConfigError naming the key). Default: none."""
 
     def model_config(self, for_training: bool) -> Config:
         """The config `build_model` gets (e.g. with paths resolved for training). Default: `self.config`."""

@@ -247,18 +247,18 @@ def write_attention_plot(module: CaptioningModule, image_path: str, path: str) -
 
 
 @TASKS.register("captioning")
-class CaptioningTask(Task):
+class CaptioningTask(
+    Task,
+    name="captioning",
+    data_config=CaptioningDataConfig,
+    readers=READERS,
+    unit="images",
+    serving_class=CaptioningModule,
+):
     """Image captioning: images → captions (Show, Attend and Tell; Xu et al., 2015)."""
 
-    name = "captioning"
-    data_config = CaptioningDataConfig
-    readers = READERS
-    unit = "images"
-    serving_class = CaptioningModule
-
     @classmethod
-    def validate_config(cls, config: Config) -> None:
-        super().validate_config(config)
+    def check_config(cls, config: Config) -> None:
         m = config.model
         if m.encoder.type != "image":
             raise ConfigError("model.encoder.type: captioning needs 'image'")

@@ -39,6 +39,11 @@ READERS = Registry("translation data format")
 # Data
 
 
+def _reader_options(d, stats: readers.PairStats) -> dict:
+    """The keyword arguments every text reader takes from the data section."""
+    return dict(limit=d.limit, skip_bad_lines=d.skip_bad_lines, stats=stats, max_line_bytes=d.max_line_bytes)
+
+
 def _explicit_splits(d) -> bool:
     return bool(d.validation_source_file or d.test_source_file)
 
@@ -60,22 +65,12 @@ def _parallel_pairs(config: Config, split: str, stats: readers.PairStats):
             raise ValueError(f"data.{split}_source_file and data.{split}_target_file are both needed")
         return readers.clean_pairs(
             readers.read_parallel(
-                resolve_path(config, source),
-                resolve_path(config, target),
-                limit=d.limit,
-                skip_bad_lines=d.skip_bad_lines,
-                stats=stats,
-                max_line_bytes=d.max_line_bytes,
+                resolve_path(config, source), resolve_path(config, target), **_reader_options(d, stats)
             ),
             stats,
         )
     pairs = readers.read_parallel(
-        resolve_path(config, d.source_file),
-        resolve_path(config, d.target_file),
-        limit=d.limit,
-        skip_bad_lines=d.skip_bad_lines,
-        stats=stats,
-        max_line_bytes=d.max_line_bytes,
+        resolve_path(config, d.source_file), resolve_path(config, d.target_file), **_reader_options(d, stats)
     )
     return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction, d.test_fraction)
 
@@ -87,14 +82,7 @@ def _anki_pairs(config: Config, split: str, stats: readers.PairStats):
     path = resolve_path(config, d.path)
     if not os.path.exists(path) and d.download:
         path = readers.download_anki(os.path.basename(d.path).rsplit(".", 1)[0], cache_dir=d.cache_dir)
-    pairs = readers.read_anki(
-        path,
-        reverse=d.reverse,
-        limit=d.limit,
-        skip_bad_lines=d.skip_bad_lines,
-        stats=stats,
-        max_line_bytes=d.max_line_bytes,
-    )
+    pairs = readers.read_anki(path, reverse=d.reverse, **_reader_options(d, stats))
     return readers.split_pairs(readers.clean_pairs(pairs, stats), split, d.seed, d.validation_fraction, d.test_fraction)
 
 
@@ -214,18 +202,18 @@ def make_datasets(config: Config, source_tok, target_tok, seed_offset: int = 0):
 
 
 @TASKS.register("translation")
-class TranslationTask(Task):
+class TranslationTask(
+    Task,
+    name="translation",
+    data_config=TranslationDataConfig,
+    readers=READERS,
+    unit="sentences",
+    serving_class=TranslationModule,
+):
     """Translation: source sentences → target sentences (Sutskever et al., 2014; Bahdanau et al., 2015)."""
 
-    name = "translation"
-    data_config = TranslationDataConfig
-    readers = READERS
-    unit = "sentences"
-    serving_class = TranslationModule
-
     @classmethod
-    def validate_config(cls, config: Config) -> None:
-        super().validate_config(config)
+    def check_config(cls, config: Config) -> None:
         d = config.data
         if config.model.encoder.type != "recurrent":
             raise ConfigError("model.encoder.type: translation needs 'recurrent'")
