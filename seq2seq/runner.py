@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from typing import Iterator, Sequence
 
@@ -89,9 +90,16 @@ def train(config: Config, model_dir: str, verbose: int = 1) -> dict:
     task.check_data()
     strategy = make_strategy(config.train.strategy)  # first: multi-worker set-up must precede other TF ops
     # One writer per model directory (the chief's); a second `train` on it is refused at once.
+    created = not os.path.exists(model_dir)
     lock = ModelDirLock(model_dir) if is_chief(strategy) else contextlib.nullcontext()
-    with lock:
-        return _train_locked(config, task, strategy, model_dir, verbose)
+    try:
+        with lock:
+            return _train_locked(config, task, strategy, model_dir, verbose)
+    except (ValueError, OSError):
+        # A run that failed before its first checkpoint leaves no folder behind that it created itself.
+        if created and is_chief(strategy) and os.path.isdir(model_dir) and not md.list_checkpoints(model_dir):
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
 
 
 def _train_locked(config: Config, task: Task, strategy, model_dir: str, verbose: int) -> dict:

@@ -5,9 +5,12 @@ import logging
 import os
 import shutil
 
+import pytest
 from captioning_helpers import write_image
 
 from pipelines.captioning import _unit_hash, image_content_key, split_by_image
+
+pytestmark = pytest.mark.reliability
 
 
 def sha256(path):

@@ -9,6 +9,8 @@ from pipelines.translation import DataError, PairStats, clean_pairs, read_anki
 from seq2seq.cli import main
 from seq2seq.serving.export import save_atomically
 
+pytestmark = pytest.mark.reliability
+
 
 def test_export_refuses_to_replace_a_folder_that_is_not_an_export(tmp_path):
     victim = tmp_path / "thesis"

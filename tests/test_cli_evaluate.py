@@ -13,10 +13,13 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 from conftest import write_synthetic_parallel
 
 from seq2seq.cli import main
+
+pytestmark = pytest.mark.reliability
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)

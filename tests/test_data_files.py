@@ -14,6 +14,8 @@ from pipelines.translation import DataError as TranslationDataError
 from pipelines.translation import read_anki, read_parallel
 from seq2seq.config import ConfigError, config_from_dict
 
+pytestmark = pytest.mark.reliability
+
 
 @contextlib.contextmanager
 def deadline(seconds: int = 5):

@@ -23,6 +23,8 @@ from pipelines.tokenizers import train_sentencepiece
 from seq2seq import runner
 from seq2seq.serving.export import load_saved_model
 
+pytestmark = pytest.mark.reliability
+
 SP_MARK = "\u2581"
 # Any code point except surrogates (not encodable as UTF-8), weighted toward awkward ones.
 ANY_TEXT = st.text(max_size=300) | st.lists(

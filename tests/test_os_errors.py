@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from seq2seq.os_errors import describe_os_error
 
+pytestmark = pytest.mark.reliability
+
 
 def raised(function):
     try:

@@ -18,6 +18,8 @@ from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.tasks import translation
 
+pytestmark = pytest.mark.reliability
+
 
 @pytest.fixture
 def data(tmp_path):

@@ -34,6 +34,8 @@ from seq2seq.training.fit import compile_model, fit
 from seq2seq.training.losses import MaskedAccuracy
 from seq2seq.training.trainer import build_trainable_model
 
+pytestmark = pytest.mark.reliability
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -27,6 +27,8 @@ from seq2seq.config import config_from_dict
 from seq2seq.evaluation import corpus_bleu
 from seq2seq.tasks import translation
 
+pytestmark = pytest.mark.reliability
+
 TINY_MODEL = {"embedding": {"dim": 8}, "encoder": {"units": 8}, "decoder": {"units": 8}}
 TINY_TRAIN = {
     "batch_size": 16,

@@ -14,6 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOLDER = """
 import sys, time
 from seq2seq.run_lock import ModelDirLock
+
+pytestmark = pytest.mark.reliability
 with ModelDirLock(sys.argv[1], command="seq2seq train --model-dir demo"):
     print("locked", flush=True)
     time.sleep(120)

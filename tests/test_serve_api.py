@@ -93,7 +93,7 @@ def test_status_metadata_healthz(client):
     assert meta["model_spec"] == {"name": "tiny", "signature_name": "", "version": "1"}
     assert meta["task"] == "translation"
     defs = meta["metadata"]["signature_def"]["signature_def"]
-    assert sorted(defs) == ["serving_default", "translate_nbest", "translate_with_attention"]
+    assert sorted(defs) == ["score", "serving_default", "translate_nbest", "translate_with_attention"]
     assert defs["serving_default"]["inputs"] == {
         "text": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1", "name": ""}]}, "name": "text"}
     }

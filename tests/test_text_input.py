@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from seq2seq.text_input import InputLine, exit_status, read_lines
+
+pytestmark = pytest.mark.reliability
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUT = b"\xef\xbb\xbfHola.\r\n" + b"bad \xff byte\n" + "¿Qué tal?\n".encode() + b"cut \xc3\n" + b"last"

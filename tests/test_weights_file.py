@@ -11,6 +11,8 @@ import pytest
 from seq2seq.compat import weights_h5_bytes
 from seq2seq.weights_file import save_weights_atomically
 
+pytestmark = pytest.mark.reliability
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
