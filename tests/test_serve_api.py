@@ -108,7 +108,7 @@ def test_status_metadata_healthz(client):
             {
                 "name": "tiny",
                 "task": "translation",
-                "signatures": ["serving_default", "translate_nbest", "translate_with_attention"],
+                "signatures": ["score", "serving_default", "translate_nbest", "translate_with_attention"],
             }
         ]
     }
