@@ -10,12 +10,12 @@ import pytest
 
 from seq2seq.run_lock import LOCK_NAME, ModelDirLock, ModelDirLockedError
 
+pytestmark = pytest.mark.reliability
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOLDER = """
 import sys, time
 from seq2seq.run_lock import ModelDirLock
-
-pytestmark = pytest.mark.reliability
 with ModelDirLock(sys.argv[1], command="seq2seq train --model-dir demo"):
     print("locked", flush=True)
     time.sleep(120)
