@@ -21,7 +21,7 @@ measured. Sentences are the first N of the model directory's test split (``--sen
 and the settings.
 
 Without ``--model-dir`` a small model is trained first into ``--work-dir`` (a temporary folder by default)
-from configs/translation/spa_en_demo.yaml (needs $SEQ2SEQ_DATA_DIR, see /work/shared/data/README.md):
+from configs/translation/spa_en_demo.yaml (needs $SEQ2SEQ_DATA_DIR, see ../shared/data/README.md):
 ``--quick``: the first 20,000 pairs, 64-unit model, up to 1,500 steps or 3 minutes (measured: training 134 s,
 whole run 173 s on 2 CPU cores). That model is too weak to translate (it emits empty strings, BLEU 0), so its
 figures only time the machinery; pass a trained ``--model-dir`` for meaningful numbers. Otherwise all pairs,

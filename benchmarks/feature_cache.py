@@ -14,9 +14,9 @@ backbones listed with --backbones are timing-only: `weights: null` (random initi
 cost of ImageNet weights, and needs no download). Prints a table; the last line is JSON with one entry per
 backbone and `speedup` = the config backbone's ratio.
 
-    SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/feature_cache.py --quick     # 48 images, < 5 min
-    SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/feature_cache.py --images 200
-    SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/feature_cache.py --backbones config   # config's only
+    SEQ2SEQ_DATA_DIR=../shared/data python benchmarks/feature_cache.py --quick     # 48 images, < 5 min
+    SEQ2SEQ_DATA_DIR=../shared/data python benchmarks/feature_cache.py --images 200
+    SEQ2SEQ_DATA_DIR=../shared/data python benchmarks/feature_cache.py --backbones config   # config's only
 """
 
 from __future__ import annotations

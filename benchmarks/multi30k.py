@@ -14,9 +14,9 @@ cased sacreBLEU (the headline), lowercased sacreBLEU (case:lc), chrF, TER, and B
 convention (lc.norm.tok, the figure Multi30k papers report), each with its signature.
 
 Full run (90 minutes of training on 2 CPU cores):
-  SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/multi30k.py --model-dir runs/multi30k
+  SEQ2SEQ_DATA_DIR=../shared/data python benchmarks/multi30k.py --model-dir runs/multi30k
 Quick check (a few minutes; BLEU will be near 0 — it checks the plumbing):
-  SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/multi30k.py --quick
+  SEQ2SEQ_DATA_DIR=../shared/data python benchmarks/multi30k.py --quick
 
 The validation curve is also drawn to <model-dir>/val_bleu_curve.png. The last line printed is JSON:
 test_sacrebleu (cased), test_metrics {bleu, bleu_lc, chrf, ter, bleu_wmt_lc_norm_tok: {score, signature}},

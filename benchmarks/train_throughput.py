@@ -46,8 +46,8 @@ measured in the same run as the best of a few timed square `tf.matmul`s (the bfl
 printed too, because the toolkit may train in mixed_bfloat16).
 
 Usage:
-  SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/train_throughput.py --quick
-  SEQ2SEQ_DATA_DIR=/work/shared/data python benchmarks/train_throughput.py --steps 200 --set train.jit_compile=true
+  SEQ2SEQ_DATA_DIR=../shared/data python benchmarks/train_throughput.py --quick
+  SEQ2SEQ_DATA_DIR=../shared/data python benchmarks/train_throughput.py --steps 200 --set train.jit_compile=true
 
 The last line printed is JSON with keys tokens_per_s, baseline_tokens_per_s, throughput_ratio,
 peak_fraction (and more detail).

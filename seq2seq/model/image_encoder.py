@@ -218,7 +218,7 @@ def build_backbone(
         if weights == "imagenet" and ("URL fetch failure" in message or isinstance(err, OSError)):
             raise BackboneWeightsUnavailableError(
                 f"could not download ImageNet weights for {name} (alpha={alpha}, {height}x{width}): {message}\n"
-                f"No network? Pass weights=<path to the no-top .h5 file> (e.g. from /work/shared/weights), or put "
+                f"No network? Pass weights=<path to the no-top .h5 file> (e.g. from ../shared/weights), or put "
                 f"that file in $KERAS_HOME/models/ (now {os.path.join(compat.keras_home(), 'models')}) and keep "
                 f"weights='imagenet'."
             ) from err

@@ -9,6 +9,7 @@ features → text, …) is one new module here: a `Task` subclass registered in 
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, Sequence
 
@@ -36,8 +37,9 @@ class EvaluationSet:
     skipped: int = 0
 
 
-class Task:
-    """Base class of the tasks; subclasses fill in every method that raises NotImplementedError.
+class Task(abc.ABC):
+    """Base class of the tasks; subclasses implement every abstract method (Python refuses to instantiate one
+    that does not).
 
     Args:
       config: the experiment Config (its `data` section is an instance of `data_config`).
@@ -79,11 +81,14 @@ class Task:
     def validate_config(cls, config: Config) -> None:
         """Reject values this task cannot use (ConfigError naming the key): `data.format`, then `check_config`."""
         cls.readers.check(config.data.format, "data.format")
+        if cls.encoder and config.model.encoder.type != cls.encoder:
+            raise ConfigError(f"model.encoder.type: {cls.name} needs {cls.encoder!r}")
         cls.check_config(config)
 
     @classmethod
     def check_config(cls, config: Config) -> None:
         """The task's own checks of a config (ConfigError naming the key). Default: none."""
+        return None  # an optional hook: nothing to do by default
 
     def model_config(self, for_training: bool) -> Config:
         """The config `build_model` gets (e.g. with paths resolved for training). Default: `self.config`."""
@@ -97,37 +102,39 @@ class Task:
 
     def check_data(self) -> None:
         """Fail early, before tokenizers or models are made, when the data cannot be read (named)."""
+        return None  # an optional hook: nothing to do by default
 
     def data_files(self) -> list[str]:
         """The data files the splits are made from (fingerprinted in the model directory). Default: none."""
         return []
 
+    @abc.abstractmethod
     def tokenizer_names(self) -> tuple[str, ...]:
         """File stems of this task's tokenizers in MODEL_DIR/tokenizers, e.g. ("source", "target")."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def train_tokenizers(self, directory: str) -> None:
         """Train the tokenizers on the training split (or keep those already saved in `directory`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def vocab_sizes(self, tokenizers: dict) -> tuple[int | None, int]:
         """(source vocabulary size or None, target vocabulary size) for `build_model`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def target_tokenizer(self, tokenizers: dict):
         """The tokenizer of the generated text."""
-        raise NotImplementedError
 
     def prepare_model(self, model, tokenizers: dict) -> None:
         """Set up a freshly built model before training (e.g. pretrained word vectors). Default: nothing."""
+        return None  # an optional hook: nothing to do by default
 
+    @abc.abstractmethod
     def datasets(self, tokenizers: dict, model, model_dir: str, seed_offset: int = 0):
         """(training dataset (repeated), validation dataset or None) of ((inputs, target_in), target_out)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluation_set(self, split: str) -> EvaluationSet:
         """The examples of `split` ('train' | 'validation' | 'test') with their references."""
-        raise NotImplementedError
 
     @classmethod
     def prediction_inputs(cls, items: Sequence[str]) -> tuple[list, list[str]]:
@@ -136,18 +143,18 @@ class Task:
 
     # -- serving and scoring ---------------------------------------------------------------------
 
+    @abc.abstractmethod
     def serving_module(self, model, tokenizers: dict, decode: DecodeConfig):
         """The `seq2seq.serving.modules.ServingModule` of this task for `model`."""
-        raise NotImplementedError
 
     @classmethod
     def external_evaluation_set(cls, source_file: str, reference_files: list[str]) -> EvaluationSet:
         """A test set the config does not name, given as files (`seq2seq evaluate --source --references`)."""
         raise ValueError(f"--source / --references evaluate translation models, not {cls.name} models")
 
+    @abc.abstractmethod
     def metrics(self, hypotheses: list[str], references: list[list[str]], wmt_language: str | None = None) -> dict:
         """The task's metrics of `hypotheses` against per-example `references` (as they stand in the files)."""
-        raise NotImplementedError
 
     def examples(self, evaluation: EvaluationSet, hypotheses: list[str], count: int = 5) -> list[dict]:
         """The first `count` examples of a report: input name, references, hypothesis."""
@@ -156,9 +163,9 @@ class Task:
             for name, refs, hyp in list(zip(evaluation.names, evaluation.references, hypotheses))[:count]
         ]
 
+    @abc.abstractmethod
     def plot_attention(self, module, item: Any, path: str) -> str:
         """Draw the attention of the best output for one input (as `prediction_inputs` names it) into `path`."""
-        raise NotImplementedError
 
 
 def task_for(config: Config) -> Task:

@@ -254,14 +254,13 @@ class CaptioningTask(
     readers=READERS,
     unit="images",
     serving_class=CaptioningModule,
+    encoder="image",
 ):
     """Image captioning: images → captions (Show, Attend and Tell; Xu et al., 2015)."""
 
     @classmethod
     def check_config(cls, config: Config) -> None:
         m = config.model
-        if m.encoder.type != "image":
-            raise ConfigError("model.encoder.type: captioning needs 'image'")
         if m.encoder.alpha <= 0:
             raise ConfigError(f"model.encoder.alpha: got {m.encoder.alpha}; must be > 0")
         if m.encoder.image_size is not None and m.encoder.image_size < 16:

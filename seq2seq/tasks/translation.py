@@ -209,14 +209,13 @@ class TranslationTask(
     readers=READERS,
     unit="sentences",
     serving_class=TranslationModule,
+    encoder="recurrent",
 ):
     """Translation: source sentences → target sentences (Sutskever et al., 2014; Bahdanau et al., 2015)."""
 
     @classmethod
     def check_config(cls, config: Config) -> None:
         d = config.data
-        if config.model.encoder.type != "recurrent":
-            raise ConfigError("model.encoder.type: translation needs 'recurrent'")
         if d.max_source_length < 1:
             raise ConfigError(f"data.max_source_length: got {d.max_source_length}; must be a positive integer (>= 1)")
         if d.format == "anki" and not d.path:
