@@ -50,6 +50,7 @@ class Task(abc.ABC):
       readers: Registry of the `data.format` values this task reads.
       unit: what one evaluation example is called in reports ("sentences", "images").
       serving_class: the `seq2seq.serving.modules.ServingModule` subclass of this task.
+      encoder: the `model.encoder.type` the task needs.
     """
 
     name = ""
@@ -70,11 +71,14 @@ class Task(abc.ABC):
         readers: Registry | None = None,
         unit: str = "examples",
         serving_class: type | None = None,
+        encoder: str = "",
         **kwargs,
     ):
-        """`class T(Task, name=..., data_config=..., readers=..., unit=..., serving_class=...)` sets them."""
+        """`class T(Task, name=..., data_config=..., readers=..., unit=..., serving_class=..., encoder=...)` sets
+        them; `encoder` is the `model.encoder.type` the task needs ("" accepts any).
+        """
         super().__init_subclass__(**kwargs)
-        cls.name, cls.unit = name, unit
+        cls.name, cls.unit, cls.encoder = name, unit, encoder
         cls.data_config, cls.readers, cls.serving_class = data_config or DataConfig, readers, serving_class
 
     @classmethod
