@@ -11,7 +11,10 @@ with exactly the translation the SavedModel gives for that sentence alone (compu
 Reported per mode and level: requests/s (all requests), p50/p95/p99 latency of good requests (ms), mean batch
 size (rows per signature call, from the server's /metrics), 5xx count, mismatched answers; per run: server crash
 count (a server process that died during the run). The last line is all of it as JSON, with
-`throughput_ratio_32` (batching on / off at 32 clients) and `p99_ms_32` for both modes.
+`throughput_ratio_32` (batching on / off at 32 clients) and `p99_ms_32` for both modes, and
+`batching_ceiling_32`: the median time of one signature call on 1 sentence and on 32, measured in this process
+before the servers start, and `ideal_ratio` = 32 · t(1) / t(32), the most batching can gain on this machine for
+this model (the measured ratio is read against it).
 
 Without `--export`, a small model is trained first through the CLI (word vocabulary, 128 units, beam 5, 300 steps) on
 2,000 pairs of the toy language of tests/conftest.py, and exported; its last `--sentences` sources are the inputs.
@@ -186,6 +189,39 @@ def expected_answers(export_dir: str, sentences: list[str]) -> dict[str, str]:
     return {s: serve(text=tf.constant([s]))["translation"].numpy()[0].decode("utf-8") for s in sorted(set(sentences))}
 
 
+def call_costs(export_dir: str, sentences: list[str], batch_size: int, repeats: int = 5) -> dict:
+    """Median seconds of one `serving_default` call on 1 sentence and on `batch_size` sentences, in this process.
+
+    `ideal_ratio` = batch_size · t(1) / t(batch_size): the throughput gain batching could give at best if the
+    unbatched server ran one call at a time — the ceiling the measured `throughput_ratio_32` is read against.
+    """
+    import statistics
+
+    import tensorflow as tf
+
+    from seq2seq.serving.export import load_saved_model
+
+    serve = load_saved_model(export_dir).signatures["serving_default"]
+    batch = [sentences[i % len(sentences)] for i in range(batch_size)]
+
+    def median_seconds(texts, count):
+        inputs, times = tf.constant(texts), []
+        for _ in range(count):
+            started = time.perf_counter()
+            serve(text=inputs)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    median_seconds(batch, 1)  # warm-up (tracing)
+    single = statistics.median(median_seconds([s], 1) for s in batch)
+    batched = median_seconds(batch, repeats)
+    return {
+        "call_ms_1": round(1000 * single, 1),
+        f"call_ms_{batch_size}": round(1000 * batched, 1),
+        "ideal_ratio": round(batch_size * single / batched, 2),
+    }
+
+
 def train_export(work_dir: str) -> tuple[str, str]:
     """Train the toy-language model through the CLI and export it; returns (export_dir, source_file)."""
     import yaml
@@ -252,6 +288,8 @@ def main() -> int:
             export_dir, source = train_export(args.work_dir or tmp)
         sentences = read_sentences(args.sentences_file or source, args.sentences)
         expected = expected_answers(export_dir, sentences)
+        ceiling = call_costs(export_dir, sentences, 32)
+        print(f"signature call cost {json.dumps(ceiling)}", flush=True)
         modes = {
             "batching": ["--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)],
             "no_batching": ["--no-batching", "--threads", str(args.threads)],
@@ -297,6 +335,7 @@ def main() -> int:
         "status_5xx": sum(f["status_5xx"] for fs in results.values() for f in fs),
         "mismatches": sum(f["mismatches"] for fs in results.values() for f in fs),
         "throughput_ratio_32": round(on / off, 2) if on and off else None,
+        "batching_ceiling_32": ceiling,
         "p99_ms_32": {"batching": at("batching", 32, "p99_ms"), "no_batching": at("no_batching", 32, "p99_ms")},
         "settings": {
             "requests": args.requests,
