@@ -14,6 +14,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An int >= 0; `argparse.ArgumentTypeError` (shown as a usage error) otherwise."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     """A finite float >= 0; `argparse.ArgumentTypeError` otherwise."""
     value = float(text)

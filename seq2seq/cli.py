@@ -18,7 +18,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from seq2seq.argtypes import non_negative_float, positive_int  # noqa: E402
+from seq2seq.argtypes import non_negative_float, non_negative_int, positive_int  # noqa: E402
 from seq2seq.server.cli import add_serve_parser, cmd_serve  # noqa: E402  (after TF_CPP_MIN_LOG_LEVEL)
 
 log = logging.getLogger("seq2seq")
@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--beam-size", type=positive_int, help="beam size (1 = greedy-equivalent beam)")
         p.add_argument("--strategy", choices=["beam", "greedy", "sample"], help="decoding strategy")
         p.add_argument("--length-penalty", type=non_negative_float, help="GNMT length penalty alpha (0 = none)")
+        p.add_argument(
+            "--block-repeats",
+            type=non_negative_int,
+            metavar="N",
+            help="never repeat an n-gram of n <= N target pieces back to back (0 = off)",
+        )
 
     p = sub.add_parser("evaluate", help="BLEU on a split; prints the metrics as JSON")
     p.add_argument(
@@ -132,6 +138,7 @@ def _decode_overrides(args) -> dict:
         "beam_size": getattr(args, "beam_size", None),
         "strategy": getattr(args, "strategy", None),
         "length_penalty": getattr(args, "length_penalty", None),
+        "block_repeats": getattr(args, "block_repeats", None),
     }
 
 

@@ -191,6 +191,7 @@ class DecodeConfig:
     temperature: float = 1.0
     top_k: int = 0
     block_unk: bool = False
+    block_repeats: int = 0  # 0 = off; N = never repeat an n-gram (n <= N) back to back
     batch_size: int = 64
 
 
@@ -457,6 +458,11 @@ def validate(config: Config) -> Config:
     _check(dc.length_penalty >= 0, "decode.length_penalty", "must be >= 0 (0 = no penalty)")
     _check(dc.temperature > 0, "decode.temperature", "must be > 0")
     _check(dc.top_k >= 0, "decode.top_k", "must be >= 0 (0 = whole vocabulary)")
+    _check(
+        dc.block_repeats >= 0,
+        "decode.block_repeats",
+        f"got {dc.block_repeats}; must be >= 0 (0 = off, N = no n-gram of n <= N repeated back to back)",
+    )
     _check(dc.max_length_ratio is None or dc.max_length_ratio > 0, "decode.max_length_ratio", "must be > 0 or null")
     trainable = m.encoder.trainable
     _check(

@@ -117,6 +117,69 @@ def suppress_tokens(step_fn: StepFn, token_ids) -> StepFn:
     return step
 
 
+def block_repeated_ngrams(
+    step_fn: StepFn, max_n: int, bos_id: int = BOS_ID, eos_id: int = EOS_ID, pad_id: int = PAD_ID
+) -> tuple[StepFn, Callable[[Any, Any], Any]]:
+    """`step_fn` that never lets a hypothesis repeat an n-gram (1 <= n <= `max_n`) back to back.
+
+    Used with `decode.block_repeats`: a token is blocked when it would complete an n-gram immediately
+    followed by an identical copy of itself ("ein ein", "am strand am strand"), for every n in
+    [1, max_n], in target pieces (ids). It is a decoding-side counterpart of coverage against
+    over-translation (Tu et al. 2016, "Modeling Coverage for Neural Machine Translation"; the failure
+    `seq2seq.repetition` measures). Unlike the `no_repeat_ngram_size` of fairseq / Hugging Face, which bans
+    any n-gram seen anywhere before, only back-to-back repeats are banned: "a b c a b" stays possible.
+
+    The last ``2 * max_n - 1`` emitted ids travel inside the decoder state, which becomes
+    ``(inner_state, history int32 [batch, 2 * max_n - 1])`` (oldest first, ``-1`` = nothing yet). Beam
+    search tiles and reorders the whole state by parent beam, so the history follows each hypothesis in
+    greedy, sampling and beam search alike. Each step appends the incoming `ids` (BOS, EOS and PAD count
+    as ``-1``, never as content) and, for each n with h = the last 2n - 1 history entries (none ``-1``),
+    blocks x = h_n when h_1..h_{n-1} == h_{n+1}..h_{2n-1} (for n = 1: x = the last token). Blocked logits
+    are set to -1e9 (finite, float32, as in :func:`suppress_tokens`); `eos_id` is never blocked, so a
+    hypothesis can always end. At most `max_n` tokens are blocked per step. Plain TF ops with fixed
+    static shapes: works eagerly, in `tf.function` with a dynamic batch and in a SavedModel.
+
+    Args:
+      step_fn: a decoding step (module docstring contract).
+      max_n: Python int >= 1, the longest n-gram whose back-to-back repeat is blocked.
+      bos_id, eos_id, pad_id: special ids kept out of matches (defaults 2, 3, 0 from ``pipelines/vocab.py``).
+
+    Returns:
+      ``(step, wrap_initial_state)``: `step` has the step contract over the wrapped state;
+      ``wrap_initial_state(state, batch_size) -> (state, history)`` builds the wrapped initial state
+      (``batch_size``: Python int or scalar int32 tensor; history all ``-1``). Beam search tiles it itself.
+
+    Raises:
+      ValueError: `max_n` not a positive Python int.
+    """
+    _check_positive_int("max_n", max_n)
+    window = 2 * max_n - 1
+    special = tf.constant(sorted({int(bos_id), int(eos_id), int(pad_id)}), tf.int32)
+
+    def wrap_initial_state(state, batch_size):
+        return state, tf.fill(tf.stack([tf.cast(batch_size, tf.int32), window]), tf.constant(-1, tf.int32))
+
+    def step(ids, state, constants):
+        inner_state, history = state
+        logits, new_inner_state, attention = step_fn(ids, inner_state, constants)
+        logits = tf.cast(logits, tf.float32)
+        ids = tf.cast(ids, tf.int32)
+        is_content = (ids >= 0) & tf.logical_not(tf.reduce_any(tf.equal(ids[:, None], special[None, :]), -1))
+        history = tf.concat([history[:, 1:], tf.where(is_content, ids, -1)[:, None]], axis=1)
+        history = tf.ensure_shape(history, [None, window])
+        tokens = tf.range(tf.shape(logits)[-1])[None, :]
+        blocked = tf.zeros_like(logits, tf.bool)
+        for n in range(1, max_n + 1):
+            h = history[:, window - (2 * n - 1) :]  # h_1 .. h_{2n-1}
+            match = tf.reduce_all(h >= 0, axis=1) & tf.reduce_all(tf.equal(h[:, : n - 1], h[:, n:]), axis=1)
+            blocked |= match[:, None] & tf.equal(tokens, h[:, n - 1 : n])
+        blocked &= tf.not_equal(tokens, eos_id)
+        logits = tf.where(blocked, tf.constant(-1e9, tf.float32), logits)
+        return logits, (new_inner_state, history), attention
+
+    return step, wrap_initial_state
+
+
 def max_output_length(source_lengths, absolute, relative=None, offset=0) -> tf.Tensor:
     """Per-sentence maximum output length ``min(absolute, ceil(relative * source_length) + offset)``.
 
@@ -628,7 +691,8 @@ def decode_batch(model, source, source_lengths, decode, return_attention=False) 
       source: the encoder input with leading dimension batch (ids int32 [batch, time], or images/features).
       source_lengths: int32 [batch] source lengths for the relative length limit, or None (absolute only).
       decode: a `seq2seq.config.DecodeConfig` (strategy, beam_size, n_best, length_penalty, max_length,
-        max_length_ratio, max_length_offset, temperature, top_k, block_unk: never output `<unk>`).
+        max_length_ratio, max_length_offset, temperature, top_k, block_unk: never output `<unk>`,
+        block_repeats: N >= 1 = never repeat an n-gram of n <= N back to back, see `block_repeated_ngrams`).
       return_attention: also return attention weights.
 
     Returns:
@@ -649,6 +713,9 @@ def decode_batch(model, source, source_lengths, decode, return_attention=False) 
             source_lengths, decode.max_length, decode.max_length_ratio, decode.max_length_offset
         )
     step_fn = suppress_tokens(model.step, [UNK_ID]) if decode.block_unk else model.step
+    if decode.block_repeats:
+        step_fn, wrap_initial_state = block_repeated_ngrams(step_fn, decode.block_repeats, BOS_ID, EOS_ID, PAD_ID)
+        state = wrap_initial_state(state, batch_size)
     return strategy(
         decode,
         step_fn=step_fn,
