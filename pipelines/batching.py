@@ -50,9 +50,19 @@ def format_source(ragged_ids: tf.RaggedTensor, max_length: Optional[int] = None)
     Returns:
       int32 ``[batch, time]``, time = longest row + 1 (EOS), PAD_ID after each row's EOS.
     """
+    # Dense ops only (no ragged slicing), so the same code converts to LiteRT: pieces cut to max_length - 1,
+    # then EOS at each row's end, PAD after it; the same rows as append_eos(...).to_tensor().
+    lengths = tf.cast(ragged_ids.row_lengths(), tf.int32)
+    dense = ragged_ids.to_tensor(default_value=PAD_ID)
     if max_length is not None:
-        ragged_ids = ragged_ids[:, : max_length - 1]
-    return append_eos(ragged_ids).to_tensor(default_value=PAD_ID)
+        lengths = tf.minimum(lengths, max_length - 1)
+        dense = dense[:, : max_length - 1]
+    width = tf.reduce_max(tf.concat([lengths, [0]], axis=0)) + 1
+    dense = tf.pad(dense, [[0, 0], [0, 1]])[:, :width]
+    positions = tf.range(width)[None, :]
+    ends = lengths[:, None]
+    eos = tf.where(tf.equal(positions, ends), tf.constant(EOS_ID, dense.dtype), tf.constant(PAD_ID, dense.dtype))
+    return tf.where(positions < ends, dense, eos)
 
 
 def _fits(max_source_length: int, max_target_length: int) -> Callable:

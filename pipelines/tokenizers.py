@@ -40,6 +40,7 @@ from pipelines.text import normalize
 from pipelines.vocab import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, SPECIAL_PIECES, UNK_ID, UNK_PIECE
 
 SENTENCEPIECE = "sentencepiece"
+_SPACE_PIECE = "\u2581"  # SentencePiece's whitespace mark, alone as a piece
 WORD = "word"
 _CHUNK_SIZE = 1024
 # Words are runs of characters other than whitespace, punctuation (\p{P}) and symbols (\p{S});
@@ -63,14 +64,22 @@ def _write_config(directory, name, config: dict):
     )
 
 
-def _strip_special(ids) -> tf.RaggedTensor:
-    """int32 [batch, time] dense or ragged -> ragged rows cut at their first EOS, without PAD/BOS/EOS."""
+def _strip_special(ids, drop=None) -> tf.RaggedTensor:
+    """int32 [batch, time] dense or ragged -> ragged rows cut at their first EOS, without PAD/BOS/EOS.
+
+    `drop`: optional bool [batch, time] (dense `ids` only), further positions to leave out.
+    """
     if isinstance(ids, tf.RaggedTensor):
         ids = ids.to_tensor(default_value=PAD_ID)
     ids = tf.convert_to_tensor(ids, dtype=tf.int32)
     before_eos = tf.math.cumsum(tf.cast(ids == EOS_ID, tf.int32), axis=1) == 0
     keep = before_eos & (ids != PAD_ID) & (ids != BOS_ID)
-    return tf.ragged.boolean_mask(ids, keep)
+    if drop is not None:
+        keep &= tf.logical_not(drop)
+    # A flat boolean mask and int32 row lengths rather than tf.ragged.boolean_mask: the same rows, built from
+    # ops the LiteRT converter has (its SentencePiece detokenizer kernel also reads int32 row splits).
+    row_lengths = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+    return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(ids, keep), row_lengths, validate=False)
 
 
 def _chunks(items: Iterable, size: int = _CHUNK_SIZE) -> Iterator[list]:
@@ -154,6 +163,82 @@ class SentencePieceTokenizer(tf.Module):
         """Writes ``<directory>/<basename>.model`` and ``<basename>.json``, each atomically."""
         write_atomically(os.path.join(directory, f"{self.basename}.model"), self.model_proto)
         _write_config(directory, self.basename, {"type": SENTENCEPIECE, "lowercase": self.lowercase})
+
+    def on_device(self) -> "OnDeviceSentencePieceTokenizer":
+        """The same model on tensorflow-text's LiteRT-compatible kernels (for `seq2seq export --format litert`)."""
+        return OnDeviceSentencePieceTokenizer(self.model_proto, lowercase=self.lowercase, name=self.basename)
+
+
+class OnDeviceSentencePieceTokenizer(tf.Module):
+    """A SentencePiece model on ``tensorflow_text.FastSentencepieceTokenizer``, whose kernels exist in LiteRT.
+
+    The graph of :class:`SentencePieceTokenizer` normalises with ``tensorflow_text.normalize_utf8`` and
+    regular expressions, ops that LiteRT lacks. Here the normalisation moves into the SentencePiece model:
+    a copy of it gets SentencePiece's own ``nmt_nfkc`` rule (``nmt_nfkc_cf`` when ``lowercase``): Unicode
+    NFKC (plus case folding), whitespace runs collapsed and trimmed (the model's
+    ``remove_extra_whitespaces``). On ordinary text the ids equal those of :class:`SentencePieceTokenizer`.
+    They differ where the two normalisations differ (``nmt_nfkc`` also drops control and zero-width
+    characters such as U+200B) and on characters the vocabulary lacks: the fast kernels have no byte
+    fallback, so such a character becomes ``<unk>`` (id 1) instead of byte pieces, and byte pieces are
+    dropped when detokenising. Only unigram models convert (tensorflow-text's converter has no BPE).
+
+    Same interface as :class:`SentencePieceTokenizer` (``tokenize``, ``detokenize``, ``id_to_piece``,
+    ``vocab_size``, ``lowercase``), with int32 row splits, which is what the LiteRT detokenizer kernel reads.
+
+    Args:
+      model_proto: bytes, the serialized SentencePiece ``ModelProto``.
+      lowercase: bool, case-fold before tokenising (must match training).
+      name: str, the tokenizer's file stem (for messages).
+
+    Raises:
+      ValueError: the model is not a unigram model (the message names the tokenizer and its type).
+    """
+
+    def __init__(self, model_proto: bytes, lowercase: bool = False, name: str = SENTENCEPIECE):
+        super().__init__(name=_module_name(f"{name}_on_device"))
+        model = sentencepiece_model_pb2.ModelProto.FromString(bytes(model_proto))
+        model_type = sentencepiece_model_pb2.TrainerSpec.ModelType.Name(model.trainer_spec.model_type)
+        if model_type != "UNIGRAM":
+            raise ValueError(
+                f"tokenizer {name!r} is a SentencePiece {model_type.lower()} model; on-device (LiteRT) export "
+                f"needs a unigram model (tokenizer.model_type: unigram)"
+            )
+        rule = "nmt_nfkc_cf" if lowercase else "nmt_nfkc"
+        spec = sentencepiece_model_pb2.NormalizerSpec.FromString(
+            sentencepiece.SentencePieceNormalizer(rule_name=rule).serialized_normalizer_spec()
+        )
+        model.normalizer_spec.name = spec.name
+        model.normalizer_spec.precompiled_charsmap = spec.precompiled_charsmap
+        model.normalizer_spec.remove_extra_whitespaces = True
+        self.basename = name
+        self.lowercase = bool(lowercase)
+        self.vocab_size = len(model.pieces)
+        self._sentencepiece = tf_text.FastSentencepieceTokenizer(model.SerializeToString())
+        self._pieces = tf.constant([piece.piece for piece in model.pieces], tf.string)
+        spaces = [i for i, piece in enumerate(model.pieces) if piece.piece == _SPACE_PIECE]
+        self._space_id = spaces[0] if spaces else -1
+
+    def tokenize(self, texts):
+        """tf.string [batch] -> tf.RaggedTensor int32 [batch, (pieces)] (int32 row splits), no BOS/EOS."""
+        return self._sentencepiece.tokenize(texts)
+
+    def detokenize(self, ids):
+        """int32 [batch, time] (dense or ragged) -> tf.string [batch]; stops at EOS, drops PAD/BOS/EOS.
+
+        In LiteRT the detokenizer kernel writes as many strings as its output tensor was allocated with, so a
+        LiteRT graph calls this with a batch whose size is fixed when the graph is traced.
+        """
+        ids = _strip_special(ids)
+        # SentencePiece's decoder drops every whitespace piece at the start of the output; the fast kernel only the
+        # first piece's leading space. Leaving out the leading bare "▁" pieces gives the same text.
+        leading = tf.math.cumsum(tf.cast(tf.not_equal(ids.to_tensor(self._space_id), self._space_id), tf.int32), 1) == 0
+        return self._sentencepiece.detokenize(_strip_special(ids.to_tensor(), drop=leading))
+
+    def id_to_piece(self, ids):
+        """int32 ids of any shape (dense or ragged) -> tf.string pieces of the same shape (a table lookup)."""
+        if isinstance(ids, tf.RaggedTensor):
+            return ids.with_flat_values(tf.gather(self._pieces, ids.flat_values))
+        return tf.gather(self._pieces, ids)
 
 
 class WordTokenizer(tf.Module):

@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a trained model directory; repeat it to decode with the ensemble of several",
     )
     src.add_argument("--saved-model", help="an export written by `seq2seq export`")
+    src.add_argument("--litert", metavar="FILE", help="a LiteRT file written by `seq2seq export --format litert`")
     p.add_argument("text", nargs="*")
     p.add_argument("--n-best", type=positive_int, help="print the n best translations with scores (model dir only)")
     p.add_argument("--attention-plot", help="PNG file: attention map of the first sentence (model dir only)")
@@ -96,14 +97,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-plot", help="PNG file: each generated word's attention over the first image")
     decode_options(p)
 
-    p = sub.add_parser("export", help="write a SavedModel (strings or image bytes in, strings out)")
+    p = sub.add_parser(
+        "export", help="write a SavedModel (strings or image bytes in, strings out) or a LiteRT file (translation)"
+    )
     p.add_argument(
         "--model-dir",
         required=True,
         action="append",
         help="a trained model directory; repeat it to decode with the ensemble of several",
     )
-    p.add_argument("--output", help="export folder (default: MODEL_DIR/export)")
+    p.add_argument(
+        "--format",
+        choices=["savedmodel", "litert"],
+        default="savedmodel",
+        help="savedmodel (default): a SavedModel folder; litert: one LiteRT (TensorFlow Lite) file, translation only",
+    )
+    p.add_argument("--output", help="export folder or file (default: MODEL_DIR/export, or MODEL_DIR/model.tflite)")
     decode_options(p)
 
     p = sub.add_parser("score", help="log-probability of given (source, target) pairs under a translation model")
@@ -222,6 +231,7 @@ def cmd_translate(args) -> int:
         texts,
         model_dir=model_dir,
         saved_model=args.saved_model,
+        litert=args.litert,
         n_best=args.n_best,
         attention_plot=args.attention_plot,
         **_decode_overrides(args),
@@ -249,8 +259,12 @@ def cmd_caption(args) -> int:
 def cmd_export(args) -> int:
     from seq2seq import runner
 
-    output = args.output or os.path.join(args.model_dir[0], "export")
     model_dir = args.model_dir[0] if len(args.model_dir) == 1 else args.model_dir
+    if args.format == "litert":
+        output = args.output or os.path.join(args.model_dir[0], "model.tflite")
+        print(runner.export_litert(model_dir, output, **_decode_overrides(args)))
+        return 0
+    output = args.output or os.path.join(args.model_dir[0], "export")
     print(runner.export(model_dir, output, **_decode_overrides(args)))
     return 0
 

@@ -166,7 +166,7 @@ def block_repeated_ngrams(
         ids = tf.cast(ids, tf.int32)
         is_content = (ids >= 0) & tf.logical_not(tf.reduce_any(tf.equal(ids[:, None], special[None, :]), -1))
         history = tf.concat([history[:, 1:], tf.where(is_content, ids, -1)[:, None]], axis=1)
-        history = tf.ensure_shape(history, [None, window])
+        history = _static_shape(history, [None, window])
         tokens = tf.range(tf.shape(logits)[-1])[None, :]
         blocked = tf.zeros_like(logits, tf.bool)
         for n in range(1, max_n + 1):
@@ -229,9 +229,22 @@ def _loop_bound(max_lengths) -> tf.Tensor:
     return tf.maximum(tf.reduce_max(tf.concat([max_lengths, [0]], axis=0)), 0)
 
 
+def _static_shape(tensor, shape) -> tf.Tensor:
+    """`tensor` with its static shape merged with `shape` (a trace-time check only, no op in the graph).
+
+    Unlike `tf.ensure_shape`, this adds no EnsureShape op, which has no LiteRT kernel.
+
+    Raises:
+      ValueError: the shapes are incompatible.
+    """
+    tensor = tf.convert_to_tensor(tensor)
+    tensor.set_shape(shape)
+    return tensor
+
+
 def _keep_shapes(new, old):
     """Pins the static shapes of a structure returned by ``step_fn`` to those of its input."""
-    return tf.nest.map_structure(lambda n, o: tf.ensure_shape(n, o.shape), new, old)
+    return tf.nest.map_structure(lambda n, o: _static_shape(n, o.shape), new, old)
 
 
 def _call_step(step_fn, ids, state, constants):
@@ -239,6 +252,40 @@ def _call_step(step_fn, ids, state, constants):
     logits, new_state, attention = step_fn(ids, state, constants)
     new_state = _keep_shapes(new_state, state)
     return tf.cast(logits, tf.float32), new_state, tf.cast(attention, tf.float32)
+
+
+def _step_buffer(num_steps, element_shape, dtype) -> tf.Tensor:
+    """Zeros ``[num_steps, *element_shape]``: one row per decoding step, filled by :func:`_write_step`.
+
+    Token ids are collected in a preallocated tensor rather than a TensorArray: a tensor list whose batch
+    dimension is only known at run time cannot be lowered by the LiteRT converter, a tensor can.
+    """
+    return tf.zeros(tf.concat([tf.reshape(num_steps, [1]), tf.stack(element_shape)], 0), dtype)
+
+
+def _write_step(buffer, t, value) -> tf.Tensor:
+    """``buffer`` with row ``t`` replaced by ``value`` (shape ``buffer.shape[1:]``)."""
+    rows = tf.equal(tf.range(tf.shape(buffer)[0]), t)
+    rows = tf.reshape(rows, tf.concat([[-1], tf.ones([tf.rank(value)], tf.int32)], 0))
+    return tf.where(rows, value[None], buffer)
+
+
+def _static_size(size) -> Optional[int]:
+    """A Python int when `size` (int or scalar tensor) is known while tracing, else None."""
+    value = tf.get_static_value(size)
+    return None if value is None else int(value)
+
+
+def _attention_array(wanted: bool, element_shape, size=0):
+    """The TensorArray that collects per-step attention, or an empty placeholder when none is wanted.
+
+    Leaving the array out of the loop when attention is not asked for keeps the graph free of tensor lists
+    whose element shape is only known at run time, which the LiteRT converter cannot lower.
+    """
+    if not wanted:
+        return ()
+    dynamic = isinstance(size, int) and size == 0  # grows step by step unless its size is given
+    return tf.TensorArray(tf.float32, size=size, dynamic_size=dynamic, element_shape=element_shape)
 
 
 def _check_positive_int(name, value):
@@ -258,10 +305,10 @@ def _sequential_decode(
     max_lengths = _per_sentence_max_length(max_length, batch_size)
     loop_bound = _loop_bound(max_lengths)
 
-    def cond(t, ids, state, finished, lengths, scores, ids_ta, attention_ta):
+    def cond(t, ids, state, finished, lengths, scores, ids_buffer, attention_ta):
         return tf.logical_and(t < loop_bound, tf.logical_not(tf.reduce_all(finished)))
 
-    def body(t, ids, state, finished, lengths, scores, ids_ta, attention_ta):
+    def body(t, ids, state, finished, lengths, scores, ids_buffer, attention_ta):
         logits, state, attention = _call_step(step_fn, ids, state, constants)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         chosen = tf.cast(select_fn(logits, t), tf.int32)
@@ -269,11 +316,11 @@ def _sequential_decode(
         chosen_log_prob = tf.gather(log_probs, chosen, batch_dims=1)
         scores += tf.where(finished, 0.0, chosen_log_prob)
         lengths += tf.cast(tf.logical_not(finished), tf.int32)
-        ids_ta = ids_ta.write(t, chosen)
+        ids_buffer = _write_step(ids_buffer, t, chosen)
         if return_attention:
             attention_ta = attention_ta.write(t, tf.where(finished[:, None], 0.0, attention))
         finished = finished | tf.equal(chosen, eos_id) | (t + 1 >= max_lengths)
-        return t + 1, chosen, state, finished, lengths, scores, ids_ta, attention_ta
+        return t + 1, chosen, state, finished, lengths, scores, ids_buffer, attention_ta
 
     loop_vars = (
         tf.constant(0, tf.int32),
@@ -282,11 +329,11 @@ def _sequential_decode(
         max_lengths <= 0,
         tf.zeros([batch_size], tf.int32),
         tf.zeros([batch_size], tf.float32),
-        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
-        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+        _step_buffer(loop_bound, [batch_size], tf.int32),
+        _attention_array(return_attention, [_static_size(batch_size), None]),
     )
-    _, _, _, _, lengths, scores, ids_ta, attention_ta = tf.while_loop(cond, body, loop_vars)
-    ids = _stack_time_major(ids_ta, batch_size, [], tf.int32)
+    steps, _, _, _, lengths, scores, ids_buffer, attention_ta = tf.while_loop(cond, body, loop_vars)
+    ids = tf.transpose(ids_buffer[:steps])
     attention = None
     if return_attention:
         attention = _stack_time_major(attention_ta, batch_size, [0], tf.float32)
@@ -474,28 +521,28 @@ def _backtrack(tokens, parents, attention, finished, num_steps):
     """
     end = finished["end"]
 
-    def body(s, pointer, ids_ta, attention_ta):
+    def body(s, pointer, ids_buffer, attention_ta):
         inside = s <= end
         token = tf.gather(tokens[s], pointer, batch_dims=1)
         parent = tf.gather(parents[s], pointer, batch_dims=1)
-        ids_ta = ids_ta.write(s, tf.where(inside, token, PAD_ID))
+        ids_buffer = _write_step(ids_buffer, s, tf.where(inside, token, PAD_ID))
         if attention is not None:
             step_attention = tf.gather(attention[s], parent, batch_dims=1)
             attention_ta = attention_ta.write(s, tf.where(inside[:, :, None], step_attention, 0.0))
-        return s - 1, tf.where(inside, parent, pointer), ids_ta, attention_ta
+        return s - 1, tf.where(inside, parent, pointer), ids_buffer, attention_ta
 
+    batch_size, n = tf.shape(end)[0], tf.shape(end)[1]
     loop_vars = (
         num_steps - 1,
         finished["slot"],
-        tf.TensorArray(tf.int32, size=num_steps, element_shape=end.shape),
-        tf.TensorArray(tf.float32, size=num_steps, element_shape=[None, None, None]),
+        _step_buffer(num_steps, [batch_size, n], tf.int32),
+        _attention_array(attention is not None, [end.shape[0], end.shape[1], None], size=num_steps),
     )
-    _, _, ids_ta, attention_ta = tf.while_loop(lambda s, *_: s >= 0, body, loop_vars)
-    batch_size = tf.shape(end)[0]
-    ids = tf.transpose(_stack_or_empty(ids_ta, [batch_size, tf.shape(end)[1]], tf.int32), [1, 2, 0])
+    _, _, ids_buffer, attention_ta = tf.while_loop(lambda s, *_: s >= 0, body, loop_vars)
+    ids = tf.transpose(ids_buffer, [1, 2, 0])
     if attention is None:
         return ids, None
-    attention_shape = [batch_size, tf.shape(end)[1], tf.shape(attention)[-1]]
+    attention_shape = [batch_size, n, tf.shape(attention)[-1]]
     stacked = _stack_or_empty(attention_ta, attention_shape, tf.float32)
     return ids, tf.transpose(stacked, [1, 2, 0, 3])
 
@@ -571,7 +618,17 @@ def beam_search_decode(
         return tf.logical_and(t < loop_bound, tf.logical_not(tf.reduce_all(done)))
 
     def body(
-        t, ids, state, beam_log_probs, beam_finished, beam_lengths, finished, tokens_ta, parents_ta, attention_ta, done
+        t,
+        ids,
+        state,
+        beam_log_probs,
+        beam_finished,
+        beam_lengths,
+        finished,
+        tokens_buffer,
+        parents_buffer,
+        attention_ta,
+        done,
     ):
         logits, state, attention = _call_step(step_fn, ids, state, constants)
         vocab = tf.shape(logits)[-1]
@@ -596,8 +653,8 @@ def beam_search_decode(
         new_finished = parent_finished | tf.equal(token, eos_id)
         done = done | at_limit[:, 0] | tf.reduce_all(new_finished | ~valid, axis=1)
 
-        tokens_ta = tokens_ta.write(t, token)
-        parents_ta = parents_ta.write(t, parent)
+        tokens_buffer = _write_step(tokens_buffer, t, token)
+        parents_buffer = _write_step(parents_buffer, t, parent)
         if return_attention:
             attention_ta = attention_ta.write(t, tf.reshape(attention, [batch_size, beam_size, -1]))
         flat_parent = tf.reshape(parent + sentence_offsets, [-1])
@@ -611,14 +668,11 @@ def beam_search_decode(
             new_finished,
             new_lengths,
             finished,
-            tokens_ta,
-            parents_ta,
+            tokens_buffer,
+            parents_buffer,
             attention_ta,
             done,
         )
-
-    def new_ta(dtype, element_shape):
-        return tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=element_shape)
 
     loop_vars = (
         tf.constant(0, tf.int32),
@@ -628,16 +682,14 @@ def beam_search_decode(
         tf.zeros([batch_size, beam_size], tf.bool),
         tf.zeros([batch_size, beam_size], tf.int32),
         _empty_finished(batch_size, n_best),
-        new_ta(tf.int32, [None, beam_size]),
-        new_ta(tf.int32, [None, beam_size]),
-        new_ta(tf.float32, [None, beam_size, None]),
+        _step_buffer(loop_bound, [batch_size, beam_size], tf.int32),
+        _step_buffer(loop_bound, [batch_size, beam_size], tf.int32),
+        _attention_array(return_attention, [_static_size(batch_size), beam_size, None]),
         max_lengths <= 0,
     )
     results = tf.while_loop(cond, body, loop_vars)
     num_steps, finished = results[0], results[6]
-    tokens_ta, parents_ta, attention_ta = results[7:10]
-    tokens = _stack_or_empty(tokens_ta, [batch_size, beam_size], tf.int32)
-    parents = _stack_or_empty(parents_ta, [batch_size, beam_size], tf.int32)
+    tokens, parents, attention_ta = results[7][:num_steps], results[8][:num_steps], results[9]
     attention = None
     if return_attention:
         attention = _stack_or_empty(attention_ta, [batch_size, beam_size, 0], tf.float32)
@@ -705,7 +757,8 @@ def decode_batch(model, source, source_lengths, decode, return_attention=False) 
     """
     strategy = DECODE_STRATEGIES.get(decode.strategy)
     state, constants = model.encode(source, training=False)
-    batch_size = tf.shape(tf.nest.flatten(constants)[0])[0]
+    first = tf.nest.flatten(constants)[0]
+    batch_size = first.shape[0] if first.shape[0] is not None else tf.shape(first)[0]
     if source_lengths is None or decode.max_length_ratio is None:
         max_length = tf.fill([batch_size], tf.constant(decode.max_length, tf.int32))
     else:

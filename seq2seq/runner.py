@@ -312,17 +312,39 @@ def export(model_dir: str | Sequence[str], output_dir: str, **decode_overrides) 
     return export_module(serving_module(loaded, **decode_overrides), output_dir)
 
 
+def export_litert(model_dir: str | Sequence[str], output_file: str, **decode_overrides) -> str:
+    """Write the translation model in `model_dir` (or the ensemble of several) as one LiteRT file (atomic).
+
+    See `seq2seq.serving.litert`: one sentence per call, tokenisation and decoding inside.
+
+    Returns:
+      the absolute path of the file.
+
+    Raises:
+      LiteRTExportError: a model that cannot convert (captioning, word-level or BPE tokenizers, sampling, an op
+        with no LiteRT kernel); nothing is written.
+      ModelDirError: not a trained model directory.
+    """
+    from seq2seq.serving import litert
+
+    loaded = load_ensemble(model_dir) if isinstance(model_dir, (list, tuple)) else load(model_dir)
+    decode = decode_settings(loaded.config.decode, **decode_overrides)
+    module = litert.litert_module(loaded.config, loaded.model, loaded.tokenizers, decode)
+    return litert.write_litert(litert.convert(module), output_file)
+
+
 def predict_items(
     task_name: str,
     items: Sequence[str],
     model_dir: str | Sequence[str] | None = None,
     saved_model: str | None = None,
+    litert: str | None = None,
     n_best: int | None = None,
     attention_plot: str | None = None,
     batch_size: int = 64,
     **decode_overrides,
 ) -> Iterator[tuple[str, str]]:
-    """Outputs for user-given items (sentences, or image paths) from a model directory or an export.
+    """Outputs for user-given items (sentences, or image paths) from a model directory, an export or a LiteRT file.
 
     `model_dir` may be a list of directories: their ensemble (`load_ensemble`). Unreadable images are skipped with a
     warning (see `Task.prediction_inputs`). With `n_best` (model directory
@@ -332,21 +354,35 @@ def predict_items(
     Yields:
       (item name, output line) in input order.
 
+    `litert` (translation only): a file written by `export_litert`, run in the LiteRT interpreter one sentence
+    at a time.
+
     Raises:
-      ValueError: neither or both of `model_dir` / `saved_model`; decoding options, n-best or an attention plot
-        with an export (its decoding is fixed when it is exported); an export or model of another task.
+      ValueError: not exactly one of `model_dir` / `saved_model` / `litert`; decoding options, n-best or an
+        attention plot with an export (its decoding is fixed when it is exported); an export or model of another
+        task; a LiteRT file for captioning.
       ModelDirError: `model_dir` is not a trained model directory.
     """
-    if (model_dir is None) == (saved_model is None):
-        raise ValueError("give exactly one of model_dir or saved_model")
+    if sum(source is not None for source in (model_dir, saved_model, litert)) != 1:
+        raise ValueError("give exactly one of model_dir, saved_model or litert")
     task_class = TASKS.get(task_name, "task")
     module_class = task_class.serving_class
-    if saved_model is not None:
+    if saved_model is not None or litert is not None:
         if n_best or attention_plot or any(v is not None for v in decode_overrides.values()):
             raise ValueError(
                 "--n-best, --attention-plot and decoding options need --model-dir; an export decodes "
                 "with the settings it was exported with"
             )
+    if litert is not None:
+        from seq2seq.serving.litert import LiteRTTranslator
+
+        if task_name != "translation":
+            raise ValueError("LiteRT files hold translation models; caption with --model-dir or --saved-model")
+        translator = LiteRTTranslator(litert)
+        for text in items:
+            yield text, translator.translate_one(text)[0]
+        return
+    if saved_model is not None:
         serve = load_saved_model(saved_model).signatures["serving_default"]
         inputs_spec = serve.structured_input_signature[1]
         if module_class.INPUT not in inputs_spec:

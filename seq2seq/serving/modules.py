@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines.batching import append_eos, format_source, prepend_bos
 from pipelines.images import decode_image
+from pipelines.vocab import PAD_ID
 from seq2seq.config import DecodeConfig
 from seq2seq.decoding import decode_batch, gnmt_length_penalty
 
@@ -45,12 +46,13 @@ def detokenize_nbest(tokenizer, ids, empty=None):
       ids: int32 [batch, n, time], e.g. `decode_batch(...).ids`.
       empty: optional bool [batch]; rows where it is True give "" (inputs with nothing to decode).
     """
+    if (
+        empty is not None
+    ):  # all-PAD rows detokenise to "" (ids are masked rather than strings: LiteRT has no string select)
+        ids = tf.where(empty[:, None, None], tf.constant(PAD_ID, ids.dtype), ids)
     shape = tf.shape(ids)
     flat = tf.reshape(ids, [shape[0] * shape[1], shape[2]])
-    text = tf.reshape(tokenizer.detokenize(flat), shape[:2])
-    if empty is None:
-        return text
-    return tf.where(empty[:, None], tf.constant(""), text)
+    return tf.reshape(tokenizer.detokenize(flat), shape[:2])
 
 
 class ServingModule(tf.Module):
@@ -64,19 +66,21 @@ class ServingModule(tf.Module):
       target_tokenizer: the `pipelines.tokenizers` tokenizer of the output text.
       decode: DecodeConfig used by every function.
       name: the tf.Module name.
+      batch_size: None (default: any number of inputs per call) or a fixed number of inputs per call (the
+        LiteRT export traces with 1, see `seq2seq.serving.litert`).
     """
 
     INPUT = ""
     OUTPUT = ""
     VERB = ""
 
-    def __init__(self, model, target_tokenizer, decode: DecodeConfig, name: str):
+    def __init__(self, model, target_tokenizer, decode: DecodeConfig, name: str, batch_size: Optional[int] = None):
         super().__init__(name=name)
         self.model = model
         self.target_tokenizer = target_tokenizer
         self._decode = decode
         self.decode_config = dataclasses.asdict(decode)
-        spec = [tf.TensorSpec([None], tf.string, name=self.INPUT)]
+        spec = [tf.TensorSpec([batch_size], tf.string, name=self.INPUT)]
         self.best = tf.function(self._best, input_signature=spec)
         self.nbest = tf.function(self._nbest, input_signature=spec)
         self.with_attention = tf.function(self._with_attention, input_signature=spec)
@@ -153,6 +157,7 @@ class TranslationModule(ServingModule):
       decode: DecodeConfig used by every function.
       max_source_length: int; longer inputs are cut to their first `max_source_length - 1` pieces (+ EOS),
         the length the model was trained on.
+      batch_size: None (any number of sentences per call) or a fixed number (see `ServingModule`).
 
     Inputs that are empty after normalisation give translation "" and score 0.0. Characters never seen in
     training: SentencePiece's byte fallback (when enabled) gives them byte pieces, otherwise they become
@@ -161,8 +166,16 @@ class TranslationModule(ServingModule):
 
     INPUT, OUTPUT, VERB = "text", "translation", "translate"
 
-    def __init__(self, model, source_tokenizer, target_tokenizer, decode: DecodeConfig, max_source_length: int):
-        super().__init__(model, target_tokenizer, decode, name="translator")
+    def __init__(
+        self,
+        model,
+        source_tokenizer,
+        target_tokenizer,
+        decode: DecodeConfig,
+        max_source_length: int,
+        batch_size: Optional[int] = None,
+    ):
+        super().__init__(model, target_tokenizer, decode, name="translator", batch_size=batch_size)
         self.source_tokenizer = source_tokenizer
         self.max_source_length = int(max_source_length)
         self.score = tf.function(

@@ -1,0 +1,177 @@
+"""LiteRT (TensorFlow Lite) export of translation models: `seq2seq export --format litert`, `translate --litert`.
+
+A tiny SentencePiece model is trained once on the synthetic toy language (tests/conftest.py), long enough to
+translate most toy sentences, then written as a LiteRT file and run in the ai-edge-litert interpreter; its
+outputs must equal the SavedModel's (the same graph of `TranslationModule.best`), for greedy and beam search.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, train_translation_model, write_synthetic_parallel
+
+pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (requirements.txt pins it)")
+
+SENTENCES = [
+    "el gato come pan .",
+    "la niña tiene un libro rojo .",
+    "el perro grande ve la casa .",
+    "el niño bebe agua .",
+    "un gato pequeño .",
+    "  el   gato\tcome  pan . ",  # whitespace runs: normalised like the SavedModel does
+    "",  # empty: "" and score 0, as the SavedModel gives
+    "el perro grande ve la casa y el niño bebe agua " * 6,  # cut to data.max_source_length pieces
+]
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_model_dir(tmp_path_factory):
+    """A tiny SentencePiece (unigram) model on the synthetic pairs, 200 steps."""
+    data = tmp_path_factory.mktemp("litert_data")
+    source, target = write_synthetic_parallel(str(data))
+    values = {
+        "task": "translation",
+        "data": {
+            "format": "parallel",
+            "source_file": source,
+            "target_file": target,
+            "validation_fraction": 0.05,
+            "test_fraction": 0.05,
+            "max_source_length": 16,
+            "max_target_length": 16,
+        },
+        "tokenizer": {
+            "kind": "sentencepiece",
+            "model_type": "unigram",
+            "source_vocab_size": 32,
+            "target_vocab_size": 32,
+            "byte_fallback": False,
+        },
+        "model": {"embedding": {"dim": 32}, "encoder": {"units": 32}, "decoder": {"units": 32}},
+        "train": {
+            "batch_size": 32,
+            "max_steps": 200,
+            "eval_every": 200,
+            "checkpoint_every": 200,
+            "validation_batches": 1,
+            "learning_rate": 0.01,
+            "lr_schedule": "constant",
+            "warmup_steps": 0,
+            "label_smoothing": 0.0,
+        },
+        "decode": {"beam_size": 3, "batch_size": 32, "max_length": 20},
+    }
+    return train_translation_model(str(data / "model"), values, [])
+
+
+def _saved_model_outputs(model_dir, **decode):
+    from seq2seq import runner
+
+    module = runner.serving_module(runner.load(model_dir), **decode)
+    return runner.predict(module, SENTENCES)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_litert_translations_equal_the_saved_model(sentencepiece_model_dir, tmp_path, strategy):
+    from seq2seq import runner
+    from seq2seq.serving.litert import TF_TEXT_OPS, LiteRTTranslator, custom_ops
+
+    path = runner.export_litert(sentencepiece_model_dir, str(tmp_path / "model.tflite"), strategy=strategy)
+    with open(path, "rb") as f:
+        assert set(custom_ops(f.read())) <= set(TF_TEXT_OPS)  # nothing beyond tensorflow-text's kernels
+    texts, scores = LiteRTTranslator(path).translate(SENTENCES)
+    expected_texts, expected_scores = _saved_model_outputs(sentencepiece_model_dir, strategy=strategy)
+    assert texts == expected_texts
+    assert scores == pytest.approx(expected_scores, abs=1e-4)
+    assert texts[0].startswith("the cat eats bread")  # the model learnt the toy language: outputs are real text
+    assert texts[SENTENCES.index("")] == "" and scores[SENTENCES.index("")] == 0.0
+
+
+def test_on_device_tokenizer_matches_the_training_tokenizer(sentencepiece_model_dir):
+    import tensorflow as tf
+
+    from pipelines.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(os.path.join(sentencepiece_model_dir, "tokenizers"), "source")
+    on_device = tokenizer.on_device()
+    texts = tf.constant(SENTENCES + ["la nin\u0303a", "ｅｌ　gato"])  # NFD and full-width forms: NFKC on both sides
+    assert on_device.tokenize(texts).to_list() == tokenizer.tokenize(texts).to_list()
+    ids = tokenizer.tokenize(texts).to_tensor()
+    assert on_device.detokenize(ids).numpy().tolist() == tokenizer.detokenize(ids).numpy().tolist()
+    assert on_device.id_to_piece(ids).numpy().tolist() == tokenizer.id_to_piece(ids).numpy().tolist()
+
+
+def test_cli_export_and_translate_litert(sentencepiece_model_dir, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    output = str(tmp_path / "cli.tflite")
+    cli = [sys.executable, "-m", "seq2seq.cli"]
+    export = subprocess.run(
+        cli + ["export", "--model-dir", sentencepiece_model_dir, "--format", "litert", "--output", output],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.strip().splitlines()[-1] == output
+    translate = subprocess.run(
+        cli + ["translate", "--litert", output, SENTENCES[0], SENTENCES[1]], capture_output=True, text=True, env=env
+    )
+    assert translate.returncode == 0, translate.stderr
+    assert translate.stdout.splitlines() == _saved_model_outputs(sentencepiece_model_dir)[0][:2]
+    refused = subprocess.run(
+        cli + ["translate", "--litert", output, "--beam-size", "2", "x"], capture_output=True, text=True, env=env
+    )
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1 and "--model-dir" in errors[0]
+
+
+def test_word_tokenizer_model_is_refused_with_one_error_line(synthetic_model_dir, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    output = tmp_path / "word.tflite"
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq.cli", "export", "--model-dir", synthetic_model_dir, "--format", "litert"]
+        + ["--output", str(output)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "WordTokenizer" in errors[0] and "SentencePiece" in errors[0]
+    assert not output.exists()
+
+
+def test_refusals_name_what_blocks(sentencepiece_model_dir):
+    import dataclasses
+
+    from seq2seq import runner
+    from seq2seq.serving.litert import LiteRTExportError, litert_module
+
+    loaded = runner.load(sentencepiece_model_dir)
+    captioning = dataclasses.replace(loaded.config, task="captioning")
+    with pytest.raises(LiteRTExportError, match="captioning model.*decode_image"):
+        litert_module(captioning, loaded.model, loaded.tokenizers, loaded.config.decode)
+    sampling = dataclasses.replace(loaded.config.decode, strategy="sample")
+    with pytest.raises(LiteRTExportError, match="greedy or beam"):
+        litert_module(loaded.config, loaded.model, loaded.tokenizers, sampling)
+
+
+def test_bpe_tokenizer_is_refused(tmp_path):
+    from pipelines.tokenizers import train_sentencepiece
+    from seq2seq.serving.litert import LiteRTExportError, litert_module
+
+    source, _ = write_synthetic_parallel(str(tmp_path))
+    with open(source, encoding="utf-8") as f:
+        bpe = train_sentencepiece(f.read().splitlines(), str(tmp_path), "bpe", vocab_size=288, model_type="bpe")
+    with pytest.raises(ValueError, match="'bpe' is a SentencePiece bpe model"):
+        bpe.on_device()
+
+    class Config:  # what litert_module reads of a config
+        task = "translation"
+
+    from seq2seq.config import DecodeConfig
+
+    with pytest.raises(LiteRTExportError, match="unigram"):
+        litert_module(Config, None, {"source": bpe, "target": bpe}, DecodeConfig())
