@@ -135,7 +135,14 @@ def synthetic_model_dir(tmp_path_factory):
     """
     data = tmp_path_factory.mktemp("synthetic_data")
     source, target = write_synthetic_parallel(str(data))
-    values = {
+    return train_translation_model(str(data / "model"), synthetic_config(source, target), [])
+
+
+def synthetic_config(source: str, target: str) -> dict:
+    """Config values of the tiny word-vocabulary model of `synthetic_model_dir` on the files of
+    `write_synthetic_parallel` (a fresh dict: callers may change sections).
+    """
+    return {
         "task": "translation",
         "data": {
             "format": "parallel",
@@ -159,7 +166,6 @@ def synthetic_model_dir(tmp_path_factory):
         },
         "decode": {"beam_size": 3, "batch_size": 32, "max_length": 20},
     }
-    return train_translation_model(str(data / "model"), values, [])
 
 
 @pytest.fixture(scope="session", params=["synthetic", "tatoeba"])

@@ -22,11 +22,12 @@ from test_decoding import (
     PAD,
     UNK,
     VOCAB,
+    ToyDecoder,
     eos_bias,
-    lp,
     make_inputs,
     make_step,
     random_table,
+    reference_beam_search,
     table_from_probs,
     trimmed,
     zero_bias,
@@ -99,31 +100,16 @@ def reference_greedy(table, bias, max_length, max_n, drift=None):
 
 
 def reference_beam(table, bias, beam_size, max_length, alpha, n_best, max_n, drift=None):
-    """The documented beam search (as tests/test_decoding.py's reference) over the masked step."""
-    beams = [(0.0, (), False, 0.0)]
-    done = []
-    for t in range(max_length):
-        candidates = []
-        for log_prob, tokens, finished, history in beams:
-            if finished:
-                candidates.append((log_prob / lp(len(tokens), alpha), log_prob, tokens, True, False, history))
-                continue
-            row, new_history = constrained_row(table, bias, tokens, history, max_n, drift)
-            for token, token_log_prob in enumerate(row):
-                if token_log_prob != NEG_INF:
-                    total = log_prob + token_log_prob
-                    candidates.append(
-                        (total / lp(t + 1, alpha), total, tokens + (token,), token == EOS, True, new_history)
-                    )
-        candidates.sort(key=lambda c: c[0], reverse=True)
-        beams = []
-        for score, log_prob, tokens, finished, new, history in candidates[:beam_size]:
-            if new and (finished or t + 1 == max_length):
-                done.append((score, log_prob, tokens))
-            beams.append((log_prob, tokens, finished, history))
-        if all(beam[2] for beam in beams):
-            break
-    return sorted(done, reverse=True)[:n_best]
+    """The documented beam search (tests/test_decoding.py's reference) over the masked step."""
+    return reference_beam_search(
+        table,
+        bias,
+        beam_size,
+        max_length,
+        alpha,
+        n_best,
+        row_fn=lambda tokens, history: constrained_row(table, bias, tokens, history, max_n, drift),
+    )
 
 
 def blocked_decoder(table, max_n, biases, drifts=None):
@@ -263,16 +249,12 @@ def test_bad_max_n_is_refused():
 # ------------------------------------------------------------------------------------------
 
 
-class BlockedToy(tf.Module):
-    def __init__(self, table, max_n):
-        super().__init__()
-        self.table = tf.Variable(table, dtype=tf.float32, trainable=False)
-        self.max_n = max_n
+class BlockedToy(ToyDecoder):
+    """tests/test_decoding.py's exported toy, decoding with the constraint."""
 
-    def _step(self, ids, state, constants):
-        logits = tf.gather(self.table, ids) + constants["bias"]
-        attention = tf.one_hot(ids % MEMORY, MEMORY) + 0.0 * constants["memory"]
-        return logits, {"counter": state["counter"] + 1.0}, attention
+    def __init__(self, table, max_n):
+        super().__init__(table)
+        self.max_n = max_n
 
     @tf.function(input_signature=[tf.TensorSpec([None, VOCAB], tf.float32), tf.TensorSpec([None], tf.int32)])
     def decode(self, bias, max_length):

@@ -148,11 +148,18 @@ def enumerate_hypotheses(table, bias, max_length, alpha):
     return sorted(scored, reverse=True)
 
 
-def reference_beam_search(table, bias, beam_size, max_length, alpha, n_best, drift=None):
+def reference_beam_search(table, bias, beam_size, max_length, alpha, n_best, drift=None, row_fn=None):
     """Plain-Python beam search with the documented semantics (finished beams keep their slot,
     extend with PAD at zero cost and are ranked by their own-length score; every hypothesis that
     finishes inside the beam is also kept in a separate finished list).
+
+    `row_fn(tokens, history) -> (log-probs of the next token, new history)`; default: the toy chain's step.
     """
+    if row_fn is None:
+
+        def row_fn(tokens, history):
+            return step_log_probs(table, bias, tokens[-1] if tokens else BOS, history, drift)
+
     beams = [(0.0, (), False, 0.0)]  # (log_prob, tokens, finished, history); beam 0 only
     done = []
     for t in range(max_length):
@@ -162,8 +169,7 @@ def reference_beam_search(table, bias, beam_size, max_length, alpha, n_best, dri
                 score = log_prob / lp(len(tokens), alpha)
                 candidates.append((score, log_prob, tokens, True, False, history))
                 continue
-            prev = tokens[-1] if tokens else BOS
-            row, new_history = step_log_probs(table, bias, prev, history, drift)
+            row, new_history = row_fn(tokens, history)
             for token, token_log_prob in enumerate(row):
                 if token_log_prob != NEG_INF:
                     total = log_prob + token_log_prob

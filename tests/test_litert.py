@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, train_translation_model, write_synthetic_parallel
+from conftest import ROOT, synthetic_config, train_translation_model, write_synthetic_parallel
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (requirements.txt pins it)")
 
@@ -31,38 +31,14 @@ def sentencepiece_model_dir(tmp_path_factory):
     """A tiny SentencePiece (unigram) model on the synthetic pairs, 200 steps."""
     data = tmp_path_factory.mktemp("litert_data")
     source, target = write_synthetic_parallel(str(data))
-    values = {
-        "task": "translation",
-        "data": {
-            "format": "parallel",
-            "source_file": source,
-            "target_file": target,
-            "validation_fraction": 0.05,
-            "test_fraction": 0.05,
-            "max_source_length": 16,
-            "max_target_length": 16,
-        },
-        "tokenizer": {
-            "kind": "sentencepiece",
-            "model_type": "unigram",
-            "source_vocab_size": 32,
-            "target_vocab_size": 32,
-            "byte_fallback": False,
-        },
-        "model": {"embedding": {"dim": 32}, "encoder": {"units": 32}, "decoder": {"units": 32}},
-        "train": {
-            "batch_size": 32,
-            "max_steps": 200,
-            "eval_every": 200,
-            "checkpoint_every": 200,
-            "validation_batches": 1,
-            "learning_rate": 0.01,
-            "lr_schedule": "constant",
-            "warmup_steps": 0,
-            "label_smoothing": 0.0,
-        },
-        "decode": {"beam_size": 3, "batch_size": 32, "max_length": 20},
-    }
+    values = synthetic_config(source, target)
+    values["data"].pop("lowercase")
+    values["data"].update(max_source_length=16, max_target_length=16)
+    values["tokenizer"] = {"kind": "sentencepiece", "source_vocab_size": 32, "target_vocab_size": 32}
+    values["tokenizer"]["byte_fallback"] = False  # the LiteRT kernels have none; keeps pieces word-sized
+    values["model"] = {"embedding": {"dim": 32}, "encoder": {"units": 32}, "decoder": {"units": 32}}
+    values["train"].update(max_steps=200, eval_every=200, checkpoint_every=200, validation_batches=1)
+    values["train"].update(lr_schedule="constant", warmup_steps=0, label_smoothing=0.0)
     return train_translation_model(str(data / "model"), values, [])
 
 
