@@ -60,7 +60,7 @@ def measure(model_dir: str, sentences: list[str], strategy: str, work_dir: str, 
 
     from seq2seq import runner
     from seq2seq.serving.export import load_saved_model
-    from seq2seq.serving.litert import LiteRTTranslator, custom_ops
+    from seq2seq.serving.litert import LiteRTModel, custom_ops
 
     saved_model = runner.export(model_dir, os.path.join(work_dir, f"savedmodel_{strategy}"), strategy=strategy)
     started = time.perf_counter()
@@ -72,7 +72,7 @@ def measure(model_dir: str, sentences: list[str], strategy: str, work_dir: str, 
     def savedmodel_one(sentence):
         return serve(text=tf.constant([sentence]))["translation"].numpy()[0].decode("utf-8")
 
-    translator = LiteRTTranslator(litert_file, num_threads=threads)
+    translator = LiteRTModel(litert_file, num_threads=threads)
     expected, savedmodel_seconds = timed(savedmodel_one, sentences)
     got, litert_seconds = timed(lambda s: translator.translate_one(s)[0], sentences)
     differing = [{"source": s, "savedmodel": a, "litert": b} for s, a, b in zip(sentences, expected, got) if a != b]

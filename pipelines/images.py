@@ -57,7 +57,22 @@ def decode_image(image_bytes: tf.Tensor, size, antialias: bool = False) -> tf.Te
     height, width = _size_pair(size)
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
     image.set_shape([None, None, 3])
-    image = tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear", antialias=antialias)
+    return resize_image(image, (height, width), antialias)
+
+
+def resize_image(pixels: tf.Tensor, size, antialias: bool = False) -> tf.Tensor:
+    """Bilinear resize of decoded RGB pixels, the second half of ``decode_image`` (also used where images arrive
+    decoded, as in a LiteRT captioning file).
+
+    Args:
+      pixels: uint8 or float ``[height, width, 3]`` or ``[batch, height, width, 3]``, values in [0, 255].
+      size: int or ``(height, width)``.
+      antialias: passed to ``tf.image.resize``.
+
+    Returns:
+      float32 ``[(batch,) height, width, 3]`` in [0, 255].
+    """
+    image = tf.image.resize(tf.cast(pixels, tf.float32), _size_pair(size), method="bilinear", antialias=antialias)
     # Bilinear interpolation is a convex combination, but keep the documented range exact.
     return tf.clip_by_value(image, 0.0, 255.0)
 

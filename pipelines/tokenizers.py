@@ -189,13 +189,24 @@ class OnDeviceSentencePieceTokenizer(tf.Module):
       model_proto: bytes, the serialized SentencePiece ``ModelProto``.
       lowercase: bool, case-fold before tokenising (must match training).
       name: str, the tokenizer's file stem (for messages).
+      detokenize_only: bool, default False; True for the model built from a word vocabulary
+        (`WordTokenizer.on_device`), whose `tokenize` would not split text as `WordTokenizer` does.
+      pieces: optional str per id for `id_to_piece` (default: the model's pieces).
 
     Raises:
       ValueError: the model is not a unigram model (the message names the tokenizer and its type).
     """
 
-    def __init__(self, model_proto: bytes, lowercase: bool = False, name: str = SENTENCEPIECE):
+    def __init__(
+        self,
+        model_proto: bytes,
+        lowercase: bool = False,
+        name: str = SENTENCEPIECE,
+        detokenize_only: bool = False,
+        pieces: Sequence[str] | None = None,
+    ):
         super().__init__(name=_module_name(f"{name}_on_device"))
+        self.detokenize_only = bool(detokenize_only)
         model = sentencepiece_model_pb2.ModelProto.FromString(bytes(model_proto))
         model_type = sentencepiece_model_pb2.TrainerSpec.ModelType.Name(model.trainer_spec.model_type)
         if model_type != "UNIGRAM":
@@ -214,12 +225,18 @@ class OnDeviceSentencePieceTokenizer(tf.Module):
         self.lowercase = bool(lowercase)
         self.vocab_size = len(model.pieces)
         self._sentencepiece = tf_text.FastSentencepieceTokenizer(model.SerializeToString())
-        self._pieces = tf.constant([piece.piece for piece in model.pieces], tf.string)
+        self._pieces = tf.constant(list(pieces or [piece.piece for piece in model.pieces]), tf.string)
         spaces = [i for i, piece in enumerate(model.pieces) if piece.piece == _SPACE_PIECE]
         self._space_id = spaces[0] if spaces else -1
 
     def tokenize(self, texts):
-        """tf.string [batch] -> tf.RaggedTensor int32 [batch, (pieces)] (int32 row splits), no BOS/EOS."""
+        """tf.string [batch] -> tf.RaggedTensor int32 [batch, (pieces)] (int32 row splits), no BOS/EOS.
+
+        Raises:
+          NotImplementedError: a `detokenize_only` twin (of a word vocabulary, see `WordTokenizer.on_device`).
+        """
+        if self.detokenize_only:
+            raise NotImplementedError(f"{self.basename!r}: a word vocabulary's on-device twin only detokenises")
         return self._sentencepiece.tokenize(texts)
 
     def detokenize(self, ids):
@@ -301,6 +318,32 @@ class WordTokenizer(tf.Module):
         """Writes ``<directory>/<basename>.json`` (options and pieces) atomically."""
         _write_config(
             directory, self.basename, {"type": WORD, "lowercase": self.lowercase, "pieces": list(self.pieces)}
+        )
+
+    def on_device(self) -> OnDeviceSentencePieceTokenizer:
+        """A LiteRT-compatible detokenizer of this vocabulary (for `seq2seq export --format litert` of captioning).
+
+        LiteRT has no string-join kernel, but its SentencePiece detokenizer joins pieces and turns the
+        whitespace mark into spaces: a SentencePiece model whose pieces are "▁" + each word (the special pieces
+        as control / unknown symbols) detokenises any ids to the words joined by single spaces, as `detokenize`
+        does, except that `<unk>` comes out as SentencePiece's " ⁇ " (the captioning configs set
+        `decode.block_unk`, so it is never emitted). Only `detokenize` and `id_to_piece` are available on it.
+        """
+        model = sentencepiece_model_pb2.ModelProto()
+        model.trainer_spec.model_type = sentencepiece_model_pb2.TrainerSpec.UNIGRAM
+        types = {UNK_PIECE: model.SentencePiece.UNKNOWN}
+        for index, piece in enumerate(self.pieces):
+            entry = model.pieces.add()
+            special = index < len(SPECIAL_PIECES)
+            entry.piece = piece if special else _SPACE_PIECE + piece
+            entry.type = types.get(piece, model.SentencePiece.CONTROL) if special else model.SentencePiece.NORMAL
+            entry.score = 0.0 if special else -float(index)
+        return OnDeviceSentencePieceTokenizer(
+            model.SerializeToString(),
+            lowercase=self.lowercase,
+            name=self.basename,
+            detokenize_only=True,
+            pieces=self.pieces,
         )
 
 

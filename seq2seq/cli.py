@@ -93,13 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model-dir")
     src.add_argument("--saved-model")
+    src.add_argument("--litert", metavar="FILE", help="a LiteRT file written by `seq2seq export --format litert`")
     p.add_argument("images", nargs="+")
     p.add_argument("--attention-plot", help="PNG file: each generated word's attention over the first image")
     decode_options(p)
 
-    p = sub.add_parser(
-        "export", help="write a SavedModel (strings or image bytes in, strings out) or a LiteRT file (translation)"
-    )
+    p = sub.add_parser("export", help="write a SavedModel (strings or image bytes in, strings out) or a LiteRT file")
     p.add_argument(
         "--model-dir",
         required=True,
@@ -110,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         choices=["savedmodel", "litert"],
         default="savedmodel",
-        help="savedmodel (default): a SavedModel folder; litert: one LiteRT (TensorFlow Lite) file, translation only",
+        help="savedmodel (default): a SavedModel folder; litert: one LiteRT (TensorFlow Lite) file",
     )
     p.add_argument("--output", help="export folder or file (default: MODEL_DIR/export, or MODEL_DIR/model.tflite)")
     decode_options(p)
@@ -249,6 +248,7 @@ def cmd_caption(args) -> int:
         args.images,
         model_dir=args.model_dir,
         saved_model=args.saved_model,
+        litert=args.litert,
         attention_plot=args.attention_plot,
         **_decode_overrides(args),
     ):

@@ -16,5 +16,9 @@ class ModelDirError(ValueError):
     """A model directory is missing, empty, unrelated, or incompatible with the requested config."""
 
 
+class LiteRTExportError(ValueError):
+    """A model that cannot be written as a LiteRT file; the message names what blocks (op, layer, tokenizer)."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""

@@ -313,15 +313,15 @@ def export(model_dir: str | Sequence[str], output_dir: str, **decode_overrides) 
 
 
 def export_litert(model_dir: str | Sequence[str], output_file: str, **decode_overrides) -> str:
-    """Write the translation model in `model_dir` (or the ensemble of several) as one LiteRT file (atomic).
+    """Write the model in `model_dir` (or the ensemble of several) as one LiteRT file (atomic).
 
-    See `seq2seq.serving.litert`: one sentence per call, tokenisation and decoding inside.
+    See `seq2seq.serving.litert`: one input per call (a sentence, or a decoded image), decoding inside.
 
     Returns:
       the absolute path of the file.
 
     Raises:
-      LiteRTExportError: a model that cannot convert (captioning, word-level or BPE tokenizers, sampling, an op
+      LiteRTExportError: a model that cannot convert (a word-level or BPE translation tokenizer, sampling, an op
         with no LiteRT kernel); nothing is written.
       ModelDirError: not a trained model directory.
     """
@@ -329,7 +329,7 @@ def export_litert(model_dir: str | Sequence[str], output_file: str, **decode_ove
 
     loaded = load_ensemble(model_dir) if isinstance(model_dir, (list, tuple)) else load(model_dir)
     decode = decode_settings(loaded.config.decode, **decode_overrides)
-    module = litert.litert_module(loaded.config, loaded.model, loaded.tokenizers, decode)
+    module = litert.litert_module(loaded.task, loaded.model, loaded.tokenizers, decode)
     return litert.write_litert(litert.convert(module), output_file)
 
 
@@ -354,13 +354,12 @@ def predict_items(
     Yields:
       (item name, output line) in input order.
 
-    `litert` (translation only): a file written by `export_litert`, run in the LiteRT interpreter one sentence
-    at a time.
+    `litert`: a file written by `export_litert`, run in the LiteRT interpreter one item at a time.
 
     Raises:
       ValueError: not exactly one of `model_dir` / `saved_model` / `litert`; decoding options, n-best or an
         attention plot with an export (its decoding is fixed when it is exported); an export or model of another
-        task; a LiteRT file for captioning.
+        task.
       ModelDirError: `model_dir` is not a trained model directory.
     """
     if sum(source is not None for source in (model_dir, saved_model, litert)) != 1:
@@ -374,13 +373,15 @@ def predict_items(
                 "with the settings it was exported with"
             )
     if litert is not None:
-        from seq2seq.serving.litert import LiteRTTranslator
+        from seq2seq.serving.litert import LiteRTModel
 
-        if task_name != "translation":
-            raise ValueError("LiteRT files hold translation models; caption with --model-dir or --saved-model")
-        translator = LiteRTTranslator(litert)
-        for text in items:
-            yield text, translator.translate_one(text)[0]
+        model = LiteRTModel(litert)
+        if model.task != task_name:
+            raise ValueError(
+                f"{litert!r} holds a {model.task} model; use `seq2seq {TASKS.get(model.task).serving_class.VERB}`"
+            )
+        inputs, names = task_class.prediction_inputs(items)
+        yield from zip(names, model.predict(inputs)[0])
         return
     if saved_model is not None:
         serve = load_saved_model(saved_model).signatures["serving_default"]

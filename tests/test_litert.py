@@ -52,12 +52,12 @@ def _saved_model_outputs(model_dir, **decode):
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
 def test_litert_translations_equal_the_saved_model(sentencepiece_model_dir, tmp_path, strategy):
     from seq2seq import runner
-    from seq2seq.serving.litert import TF_TEXT_OPS, LiteRTTranslator, custom_ops
+    from seq2seq.serving.litert import TF_TEXT_OPS, LiteRTModel, custom_ops
 
     path = runner.export_litert(sentencepiece_model_dir, str(tmp_path / "model.tflite"), strategy=strategy)
     with open(path, "rb") as f:
         assert set(custom_ops(f.read())) <= set(TF_TEXT_OPS)  # nothing beyond tensorflow-text's kernels
-    texts, scores = LiteRTTranslator(path).translate(SENTENCES)
+    texts, scores = LiteRTModel(path).predict(SENTENCES)
     expected_texts, expected_scores = _saved_model_outputs(sentencepiece_model_dir, strategy=strategy)
     assert texts == expected_texts
     assert scores == pytest.approx(expected_scores, abs=1e-4)
@@ -119,35 +119,81 @@ def test_word_tokenizer_model_is_refused_with_one_error_line(synthetic_model_dir
     assert not output.exists()
 
 
-def test_refusals_name_what_blocks(sentencepiece_model_dir):
+def test_refusals_name_what_blocks(sentencepiece_model_dir, tmp_path):
     import dataclasses
 
+    from pipelines.tokenizers import train_sentencepiece
     from seq2seq import runner
     from seq2seq.serving.litert import LiteRTExportError, litert_module
 
     loaded = runner.load(sentencepiece_model_dir)
-    captioning = dataclasses.replace(loaded.config, task="captioning")
-    with pytest.raises(LiteRTExportError, match="captioning model.*decode_image"):
-        litert_module(captioning, loaded.model, loaded.tokenizers, loaded.config.decode)
     sampling = dataclasses.replace(loaded.config.decode, strategy="sample")
     with pytest.raises(LiteRTExportError, match="greedy or beam"):
-        litert_module(loaded.config, loaded.model, loaded.tokenizers, sampling)
-
-
-def test_bpe_tokenizer_is_refused(tmp_path):
-    from pipelines.tokenizers import train_sentencepiece
-    from seq2seq.serving.litert import LiteRTExportError, litert_module
-
+        litert_module(loaded.task, loaded.model, loaded.tokenizers, sampling)
     source, _ = write_synthetic_parallel(str(tmp_path))
     with open(source, encoding="utf-8") as f:
         bpe = train_sentencepiece(f.read().splitlines(), str(tmp_path), "bpe", vocab_size=288, model_type="bpe")
-    with pytest.raises(ValueError, match="'bpe' is a SentencePiece bpe model"):
-        bpe.on_device()
+    with pytest.raises(LiteRTExportError, match="'bpe' is a SentencePiece bpe model.*unigram"):
+        litert_module(loaded.task, loaded.model, {"source": bpe, "target": bpe}, loaded.config.decode)
 
-    class Config:  # what litert_module reads of a config
-        task = "translation"
 
-    from seq2seq.config import DecodeConfig
+def test_word_vocabulary_detokenises_on_device_as_it_does_in_tensorflow():
+    import tensorflow as tf
 
-    with pytest.raises(LiteRTExportError, match="unigram"):
-        litert_module(Config, None, {"source": bpe, "target": bpe}, DecodeConfig())
+    from pipelines.tokenizers import WordTokenizer
+    from pipelines.vocab import SPECIAL_PIECES
+
+    words = WordTokenizer(list(SPECIAL_PIECES) + ["a", "dog", "runs", ".", "grüne", "wiese"])
+    ids = tf.constant([[4, 5, 6, 7, 3, 0], [8, 9, 3, 0, 0, 0], [2, 4, 5, 3, 6, 0], [3, 0, 0, 0, 0, 0]])
+    twin = words.on_device()
+    assert twin.detokenize(ids).numpy().tolist() == words.detokenize(ids).numpy().tolist()
+    assert twin.id_to_piece(ids).numpy().tolist() == words.id_to_piece(ids).numpy().tolist()
+    with pytest.raises(NotImplementedError, match="only detokenises"):
+        twin.tokenize(tf.constant(["a dog"]))
+
+
+@pytest.fixture(scope="module", params=["scratch", "mobilenet"])
+def captioning_model_dir(request, tmp_path_factory):
+    """A tiny captioning model: frozen random SmallCNN at 32x32, or the ImageNet MobileNetV2 at 224x224."""
+    from test_captioning_task import MOBILENET_CONFIG, SCRATCH_CONFIG, TINY, flickr_data_dir
+
+    from seq2seq import runner
+    from seq2seq.config import load_config
+
+    data_dir = flickr_data_dir()
+    if data_dir is None:
+        pytest.skip("Flickr8k subset not found (set SEQ2SEQ_DATA_DIR or put it in ../shared/data)")
+    overrides = TINY + [f"data.data_dir={data_dir}"]
+    if request.param == "mobilenet":
+        weights = os.path.join(data_dir, load_config(MOBILENET_CONFIG).model.encoder.weights)
+        if not os.path.isfile(weights):
+            pytest.skip("MobileNetV2 weights not found in ../weights next to the data folder")
+        overrides = [o for o in overrides if not o.startswith(("model.encoder.image_size", "data.limit"))]
+        overrides += ["data.limit=8", "train.max_steps=4", "train.eval_every=2", "train.checkpoint_every=2"]
+    config = load_config(MOBILENET_CONFIG if request.param == "mobilenet" else SCRATCH_CONFIG, overrides)
+    model_dir = str(tmp_path_factory.mktemp(f"caption_{request.param}") / "model")
+    runner.train(config, model_dir, verbose=0)
+    return model_dir, config
+
+
+def test_litert_captions_equal_the_saved_model(captioning_model_dir, tmp_path):
+    from seq2seq import runner
+    from seq2seq.serving.litert import TF_TEXT_OPS, LiteRTModel, custom_ops
+    from seq2seq.tasks import captioning
+
+    model_dir, config = captioning_model_dir
+    images = list(captioning.read_split(config, "test"))[:4]
+    path = runner.export_litert(model_dir, str(tmp_path / "caption.tflite"))
+    with open(path, "rb") as f:
+        assert set(custom_ops(f.read())) <= set(TF_TEXT_OPS)
+    model = LiteRTModel(path)
+    assert model.task == "captioning"
+    expected = list(runner.predict_items("captioning", images, model_dir=model_dir))
+    assert list(runner.predict_items("captioning", images, litert=path)) == expected
+    with open(images[0], "rb") as f:
+        caption, score = model.caption_one(f.read())
+    module = runner.serving_module(runner.load(model_dir))
+    _, scores = runner.predict(module, [open(images[0], "rb").read()])
+    assert caption == expected[0][1] and score == pytest.approx(scores[0], abs=1e-3)
+    with pytest.raises(ValueError, match="holds a captioning model"):
+        list(runner.predict_items("translation", ["x"], litert=path))

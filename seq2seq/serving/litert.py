@@ -1,24 +1,25 @@
-"""On-device export: a translation model as one LiteRT (TensorFlow Lite) flatbuffer, text in, text out.
+"""On-device export: a model as one LiteRT (TensorFlow Lite) flatbuffer, with its tokenizer inside.
 
-The file holds the whole path of `TranslationModule.best` for one sentence per call: SentencePiece
-tokenisation, the encoder, greedy or beam search (`seq2seq.decoding`, the same `tf.while_loop` code as the
-SavedModel) and SentencePiece detokenisation. Its one signature, ``serving_default``, maps
-``text: tf.string [1]`` to ``translation: tf.string [1]`` and ``score: float32 [1]``.
+The file holds the whole path of the task's serving module (`ServingModule.best`) for one input per call:
 
-The ops are LiteRT built-ins except four custom ops that tensorflow-text implements for LiteRT
-(``TFText>FastSentencepieceTokenize``, ``TFText>FastSentencepieceDetokenize``, ``RaggedTensorToTensor``, and
-no select TensorFlow ops): an interpreter runs the file once tensorflow-text's registrar has added them
-(`tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`; on Android / iOS the same kernels are linked from
-tensorflow-text's sources). :class:`LiteRTTranslator` does this with the ``ai-edge-litert`` interpreter.
+* translation (`TranslationModule`): ``text: tf.string [1]`` → SentencePiece tokenisation, the encoder, greedy
+  or beam search (`seq2seq.decoding`, the same `tf.while_loop` code as the SavedModel), SentencePiece
+  detokenisation → ``translation: tf.string [1]``, ``score: float32 [1]``;
+* captioning (`PixelCaptioningModule`): ``image: uint8 [1, height, width, 3]`` (decoded RGB, any size; LiteRT
+  has no JPEG/PNG decoding kernels, so the caller decodes, as mobile apps do with the platform's decoder) →
+  bilinear resize, the CNN backbone, the image encoder, decoding, detokenisation → ``caption``, ``score``.
 
-Why one sentence per call: LiteRT's SentencePiece detokenizer kernel writes as many strings as its output
-tensor was allocated with, so the batch size is fixed when the graph is traced. Why the text normalisation
-differs from the SavedModel's: see `pipelines.tokenizers.OnDeviceSentencePieceTokenizer` (SentencePiece's own
-``nmt_nfkc`` rule inside the model; characters outside the vocabulary become ``<unk>``, as the fast kernels
-have no byte fallback). Translations equal the SavedModel's on ordinary text (measured by
-``benchmarks/litert_speed.py``).
+The ops are LiteRT built-ins plus at most three custom ops that tensorflow-text implements for LiteRT
+(`TF_TEXT_OPS`), and no select TensorFlow ops: an interpreter runs the file once tensorflow-text's registrar
+has added them (`tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`; on Android / iOS the same kernels are
+linked from tensorflow-text's sources). :class:`LiteRTModel` does this with the ``ai-edge-litert`` interpreter.
 
-Captioning does not export to LiteRT yet: `litert_module` refuses it (see its error).
+Why one input per call: LiteRT's SentencePiece detokenizer kernel writes as many strings as its output tensor
+was allocated with, so the batch size is fixed when the graph is traced. What differs from the SavedModel:
+`pipelines.tokenizers.OnDeviceSentencePieceTokenizer` (SentencePiece's own ``nmt_nfkc`` normalisation inside the
+model; no byte fallback, so characters outside the vocabulary become ``<unk>`` and byte pieces in an output are
+dropped; a word vocabulary detokenises through a SentencePiece model of its words). Outputs equal the
+SavedModel's on ordinary inputs (measured by ``benchmarks/litert_speed.py``).
 """
 
 from __future__ import annotations
@@ -30,60 +31,57 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from pipelines.atomic import write_atomically
-from pipelines.tokenizers import SentencePieceTokenizer
 from seq2seq.config import DecodeConfig
-from seq2seq.serving.modules import TranslationModule
+from seq2seq.errors import LiteRTExportError
 
 SIGNATURE = "serving_default"
+TF_TEXT_OPS = ("TFText>FastSentencepieceTokenize", "TFText>FastSentencepieceDetokenize", "RaggedTensorToTensor")
+
+__all__ = [
+    "LiteRTExportError",
+    "LiteRTModel",
+    "convert",
+    "custom_ops",
+    "litert_module",
+    "on_device_tokenizer",
+    "write_litert",
+]
 
 
-class LiteRTExportError(ValueError):
-    """A model that cannot be written as LiteRT; the message names the part that blocks it."""
-
-
-def litert_module(config, model, tokenizers: dict, decode: DecodeConfig):
-    """The translation serving module for one sentence per call, on LiteRT-compatible tokenizers.
-
-    Args:
-      config: the model's `seq2seq.config.Config` (its `task` must be "translation"; `data.max_source_length`).
-      model: a built translation `Seq2Seq` (or an ensemble of them).
-      tokenizers: {"source": ..., "target": ...} `pipelines.tokenizers` tokenizers.
-      decode: DecodeConfig (greedy or beam search; sampling is refused: it has no fixed output).
-
-    Returns:
-      a `TranslationModule` with `batch_size=1` whose tokenizers are `OnDeviceSentencePieceTokenizer`s.
+def on_device_tokenizer(tokenizer):
+    """The LiteRT-compatible twin of a `pipelines.tokenizers` tokenizer (its `on_device()`).
 
     Raises:
-      LiteRTExportError: a captioning model, a word-level or BPE tokenizer, or sampling.
+      LiteRTExportError: a tokenizer that has none (e.g. a SentencePiece BPE model), naming it.
     """
-    if config.task != "translation":
-        raise LiteRTExportError(
-            f"LiteRT export supports translation models; this is a {config.task} model (its image decoding, "
-            f"tf.io.decode_image inside tf.map_fn, has no LiteRT kernel)"
-        )
+    try:
+        return tokenizer.on_device()
+    except ValueError as err:
+        raise LiteRTExportError(str(err)) from None
+
+
+def litert_module(task, model, tokenizers: dict, decode: DecodeConfig):
+    """The task's serving module for one input per call on LiteRT-compatible tokenizers (`Task.litert_module`).
+
+    Args:
+      task: the model's `seq2seq.tasks.base.Task`.
+      model: a built `Seq2Seq` (or an ensemble of them).
+      tokenizers: the task's `pipelines.tokenizers` tokenizers by name.
+      decode: DecodeConfig (greedy or beam search; sampling is refused: its output is not fixed).
+
+    Raises:
+      LiteRTExportError: sampling, or what the task refuses (a word-level or BPE translation tokenizer).
+    """
     if decode.strategy not in ("greedy", "beam"):
         raise LiteRTExportError(
             f"LiteRT export decodes with greedy or beam search, not decode.strategy={decode.strategy}"
         )
-    on_device = {}
-    for side in ("source", "target"):
-        tokenizer = tokenizers[side]
-        if not isinstance(tokenizer, SentencePieceTokenizer):
-            raise LiteRTExportError(
-                f"LiteRT export needs SentencePiece tokenizers; the {side} tokenizer is "
-                f"{type(tokenizer).__name__} (its regex_split and hash-table lookup ops have no LiteRT kernels)"
-            )
-        try:
-            on_device[side] = tokenizer.on_device()
-        except ValueError as err:
-            raise LiteRTExportError(str(err)) from None
-    return TranslationModule(
-        model, on_device["source"], on_device["target"], decode, config.data.max_source_length, batch_size=1
-    )
+    return task.litert_module(model, tokenizers, decode)
 
 
-def convert(module: TranslationModule) -> bytes:
-    """The LiteRT flatbuffer of `module.best` (built-in ops plus tensorflow-text's custom ops).
+def convert(module) -> bytes:
+    """The LiteRT flatbuffer of `module.best` of a `ServingModule` traced for one input per call (built-in ops
+    plus tensorflow-text's custom ops).
 
     Raises:
       LiteRTExportError: the converter failed; the message carries its last error lines (the op that blocks).
@@ -104,9 +102,6 @@ def convert(module: TranslationModule) -> bytes:
     if unknown:
         raise LiteRTExportError(f"the model needs ops with no LiteRT kernel: {', '.join(unknown)}")
     return flatbuffer
-
-
-TF_TEXT_OPS = ("TFText>FastSentencepieceTokenize", "TFText>FastSentencepieceDetokenize", "RaggedTensorToTensor")
 
 
 def custom_ops(flatbuffer: bytes) -> list[str]:
@@ -135,16 +130,20 @@ def write_litert(flatbuffer: bytes, output_file: str) -> str:
     return output_file
 
 
-class LiteRTTranslator:
-    """Runs a LiteRT translation file in the ``ai-edge-litert`` interpreter with tensorflow-text's ops.
+class LiteRTModel:
+    """Runs a LiteRT file of `seq2seq export --format litert` in the ``ai-edge-litert`` interpreter, with
+    tensorflow-text's ops registered.
 
     Args:
-      path: a `.tflite` file written by `seq2seq export --format litert`.
+      path: the `.tflite` file.
       num_threads: interpreter threads (default None: LiteRT's default).
+
+    Attributes:
+      task: "translation" (input "text") or "captioning" (input "image").
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: the file is not a LiteRT model (the interpreter's message, with the path).
+      ValueError: the file is not a LiteRT model of this toolkit (the interpreter's message, with the path).
     """
 
     def __init__(self, path: str, num_threads: int | None = None):
@@ -160,22 +159,40 @@ class LiteRTTranslator:
                 num_threads=num_threads,
             )
             self._runner = self._interpreter.get_signature_runner(SIGNATURE)
-            outputs = self._interpreter.get_signature_list()[SIGNATURE]["outputs"]
+            signature = self._interpreter.get_signature_list()[SIGNATURE]
         except (ValueError, RuntimeError, KeyError) as err:
-            raise ValueError(f"{path!r} is not a LiteRT translation model: {err}") from None
+            raise ValueError(f"{path!r} is not a LiteRT model of seq2seq: {err}") from None
+        inputs = signature["inputs"]
+        if inputs not in (["text"], ["image"]):
+            raise ValueError(f"{path!r} is not a LiteRT model of seq2seq (its inputs: {', '.join(inputs)})")
+        self.task = "translation" if inputs == ["text"] else "captioning"
+        output = "translation" if self.task == "translation" else "caption"
         # Freezing the weights drops the output names; the outputs keep the sorted order of the module's keys.
-        self._outputs = dict(zip(outputs, sorted(["translation", "score"])))
+        self._outputs = dict(zip(signature["outputs"], sorted([output, "score"])))
+        self._output = output
         self.path = path
+
+    def _run(self, **inputs) -> tuple[str, float]:
+        out = {self._outputs[name]: value for name, value in self._runner(**inputs).items()}
+        return out[self._output][0].decode("utf-8"), float(out["score"][0])
 
     def translate_one(self, sentence: str) -> tuple[str, float]:
         """(translation, score) of one sentence (score as in the SavedModel's `serving_default`)."""
         import numpy as np
 
-        raw = self._runner(text=np.array([sentence.encode("utf-8")], dtype=object))
-        out = {self._outputs[name]: value for name, value in raw.items()}
-        return out["translation"][0].decode("utf-8"), float(out["score"][0])
+        return self._run(text=np.array([sentence.encode("utf-8")], dtype=object))
 
-    def translate(self, sentences: Sequence[str]) -> tuple[list[str], list[float]]:
-        """Translations and scores of `sentences`, one interpreter call each."""
-        pairs = [self.translate_one(s) for s in sentences]
+    def caption_one(self, image_bytes: bytes) -> tuple[str, float]:
+        """(caption, score) of one encoded image (JPEG/PNG/GIF/BMP), decoded here as `decode_image` does.
+
+        Raises:
+          tf.errors.InvalidArgumentError: bytes that are not a decodable image.
+        """
+        pixels = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
+        return self._run(image=pixels.numpy()[None])
+
+    def predict(self, items: Sequence) -> tuple[list[str], list[float]]:
+        """Outputs and scores of sentences (translation) or encoded images (captioning), one call each."""
+        one = self.translate_one if self.task == "translation" else self.caption_one
+        pairs = [one(item) for item in items]
         return [p[0] for p in pairs], [p[1] for p in pairs]

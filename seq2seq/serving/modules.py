@@ -32,7 +32,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pipelines.batching import append_eos, format_source, prepend_bos
-from pipelines.images import decode_image
+from pipelines.images import decode_image, resize_image
 from pipelines.vocab import PAD_ID
 from seq2seq.config import DecodeConfig
 from seq2seq.decoding import decode_batch, gnmt_length_penalty
@@ -80,7 +80,7 @@ class ServingModule(tf.Module):
         self.target_tokenizer = target_tokenizer
         self._decode = decode
         self.decode_config = dataclasses.asdict(decode)
-        spec = [tf.TensorSpec([batch_size], tf.string, name=self.INPUT)]
+        spec = [self.input_spec(batch_size)]
         self.best = tf.function(self._best, input_signature=spec)
         self.nbest = tf.function(self._nbest, input_signature=spec)
         self.with_attention = tf.function(self._with_attention, input_signature=spec)
@@ -92,6 +92,10 @@ class ServingModule(tf.Module):
         empty bool [batch] (rows with nothing to decode), extras {name: tensor [batch, ...]} for `with_attention`).
         """
         raise NotImplementedError
+
+    def input_spec(self, batch_size: Optional[int]) -> tf.TensorSpec:
+        """The signature's input: tf.string [batch] named INPUT (sentences or encoded images)."""
+        return tf.TensorSpec([batch_size], tf.string, name=self.INPUT)
 
     def placeholder_input(self) -> tf.Tensor:
         """One valid input, tf.string [1], decoded in place of an empty batch (RNN layers need a row)."""
@@ -108,7 +112,7 @@ class ServingModule(tf.Module):
         }
 
     def _decode_rows(self, inputs, return_attention=False):
-        n = tf.size(inputs)
+        n = tf.shape(inputs)[0]
         inputs = tf.cond(n > 0, lambda: inputs, self.placeholder_input)
         source, lengths, empty, extras = self.encode_inputs(inputs)
         result = decode_batch(self.model, source, lengths, self._decode, return_attention=return_attention)
@@ -273,17 +277,20 @@ class CaptioningModule(ServingModule):
       decode: DecodeConfig; `max_length` is capped at `max_caption_length + 1` (EOS) and the relative
         length limit is unused (an image has no source length).
       max_caption_length: int, `data.max_target_length`, the longest caption trained on (pieces).
+      batch_size: None (any number of images per call) or a fixed number (see `ServingModule`).
     """
 
     INPUT, OUTPUT, VERB = "image_bytes", "caption", "caption"
 
-    def __init__(self, model, tokenizer, decode: DecodeConfig, max_caption_length: int):
+    def __init__(
+        self, model, tokenizer, decode: DecodeConfig, max_caption_length: int, batch_size: Optional[int] = None
+    ):
         decode = dataclasses.replace(
             decode, max_length=min(decode.max_length, int(max_caption_length) + 1), max_length_ratio=None
         )
         self.image_size = tuple(model.encoder.image_size)
         self.grid_shape = tuple(model.encoder.grid_shape)
-        super().__init__(model, tokenizer, decode, name="captioner")
+        super().__init__(model, tokenizer, decode, name="captioner", batch_size=batch_size)
 
     def placeholder_input(self):
         return tf.reshape(tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)), [1])
@@ -310,6 +317,26 @@ class CaptioningModule(ServingModule):
     def caption_with_attention(self):
         """`with_attention`: best caption with its pieces and the attention over the image regions."""
         return self.with_attention
+
+
+class PixelCaptioningModule(CaptioningModule):
+    """Decoded RGB pixels → captions: `CaptioningModule` without its image decoding (input "image").
+
+    For LiteRT, which has no JPEG/PNG/GIF/BMP decoding kernels: the caller decodes the image (any size, RGB) and
+    the graph resizes it as `pipelines.images.decode_image` does (bilinear, `resize_image`), then runs the
+    backbone, the image encoder and decoding. Signature input: uint8 [batch, height, width, 3].
+    """
+
+    INPUT = "image"
+
+    def input_spec(self, batch_size):
+        return tf.TensorSpec([batch_size, None, None, 3], tf.uint8, name=self.INPUT)
+
+    def placeholder_input(self):
+        return tf.zeros([1, 1, 1, 3], tf.uint8)
+
+    def encode_inputs(self, inputs):
+        return resize_image(inputs, self.image_size), None, tf.zeros(tf.shape(inputs)[:1], tf.bool), {}
 
 
 def predict_batches(

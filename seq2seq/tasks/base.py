@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any, Sequence
 
 from seq2seq.config import Config, DataConfig, DecodeConfig
-from seq2seq.errors import ConfigError
+from seq2seq.errors import ConfigError, LiteRTExportError
 from seq2seq.registry import Registry
 
 TASKS = Registry("task", "task")
@@ -150,6 +150,15 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def serving_module(self, model, tokenizers: dict, decode: DecodeConfig):
         """The `seq2seq.serving.modules.ServingModule` of this task for `model`."""
+
+    def litert_module(self, model, tokenizers: dict, decode: DecodeConfig):
+        """The serving module that `seq2seq export --format litert` converts: one input per call, on tokenizers
+        whose kernels exist in LiteRT (see `seq2seq.serving.litert`).
+
+        Raises:
+          LiteRTExportError: the task or its tokenizers cannot convert (default: no LiteRT export for the task).
+        """
+        raise LiteRTExportError(f"{self.name} models have no LiteRT export")
 
     @classmethod
     def external_evaluation_set(cls, source_file: str, reference_files: list[str]) -> EvaluationSet:

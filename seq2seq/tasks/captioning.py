@@ -37,7 +37,8 @@ from pipelines.images import check_images, log_skipped_images
 from seq2seq.config import CaptioningDataConfig, Config, ConfigError, DecodeConfig, resolve_path
 from seq2seq.evaluation import caption_metrics, corpus_bleu
 from seq2seq.registry import Registry
-from seq2seq.serving.modules import CaptioningModule
+from seq2seq.serving.litert import on_device_tokenizer
+from seq2seq.serving.modules import CaptioningModule, PixelCaptioningModule
 from seq2seq.tasks.base import TASKS, EvaluationSet, Task
 from seq2seq.tasks.tokenizers import train_or_load_tokenizer
 from seq2seq.word_vectors import apply_pretrained_embeddings
@@ -344,6 +345,13 @@ class CaptioningTask(
 
     def serving_module(self, model, tokenizers, decode: DecodeConfig) -> CaptioningModule:
         return CaptioningModule(model, tokenizers[CAPTION], decode, self.config.data.max_target_length)
+
+    def litert_module(self, model, tokenizers, decode: DecodeConfig) -> PixelCaptioningModule:
+        """`PixelCaptioningModule` for one decoded image per call (LiteRT has no image-decoding kernels) on the
+        caption tokenizer's on-device twin.
+        """
+        tokenizer = on_device_tokenizer(tokenizers[CAPTION])
+        return PixelCaptioningModule(model, tokenizer, decode, self.config.data.max_target_length, batch_size=1)
 
     def metrics(self, hypotheses, references, wmt_language: str | None = None) -> dict:
         """sacreBLEU BLEU-1..4 (multi-reference) and the coco-caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D

@@ -19,10 +19,13 @@ import tensorflow as tf
 from pipelines import translation as readers
 from pipelines.atomic import atomic_path
 from pipelines.batching import make_translation_dataset
+from pipelines.tokenizers import SentencePieceTokenizer
 from seq2seq.config import Config, ConfigError, DecodeConfig, TranslationDataConfig, resolve_path
+from seq2seq.errors import LiteRTExportError
 from seq2seq.evaluation import corpus_bleu, read_reference_streams, translation_metrics
 from seq2seq.registry import Registry
 from seq2seq.repetition import repetition_rate
+from seq2seq.serving.litert import on_device_tokenizer
 from seq2seq.serving.modules import TranslationModule
 from seq2seq.tasks.base import TASKS, EvaluationSet, Task
 from seq2seq.tasks.tokenizers import train_or_load_tokenizer
@@ -292,6 +295,26 @@ class TranslationTask(
     def serving_module(self, model, tokenizers, decode: DecodeConfig) -> TranslationModule:
         return TranslationModule(
             model, tokenizers[SOURCE], tokenizers[TARGET], decode, self.config.data.max_source_length
+        )
+
+    def litert_module(self, model, tokenizers, decode: DecodeConfig) -> TranslationModule:
+        """`TranslationModule` for one sentence per call on the tokenizers' on-device twins (SentencePiece only:
+        a word vocabulary's regex splitting and hash-table lookup have no LiteRT kernels).
+        """
+        for side in (SOURCE, TARGET):
+            if not isinstance(tokenizers[side], SentencePieceTokenizer):
+                raise LiteRTExportError(
+                    f"LiteRT export of a translation model needs SentencePiece tokenizers; the {side} tokenizer is "
+                    f"{type(tokenizers[side]).__name__} (its regex_split and hash-table lookup ops have no LiteRT "
+                    f"kernels)"
+                )
+        return TranslationModule(
+            model,
+            on_device_tokenizer(tokenizers[SOURCE]),
+            on_device_tokenizer(tokenizers[TARGET]),
+            decode,
+            self.config.data.max_source_length,
+            batch_size=1,
         )
 
     def metrics(self, hypotheses, references, wmt_language: str | None = None) -> dict:
