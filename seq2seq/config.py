@@ -195,6 +195,9 @@ class DecodeConfig:
     batch_size: int = 64
 
 
+MAX_BLOCK_REPEATS = 16  # decode.block_repeats upper bound
+
+
 @dataclass
 class Config:
     """A whole experiment."""
@@ -459,9 +462,10 @@ def validate(config: Config) -> Config:
     _check(dc.temperature > 0, "decode.temperature", "must be > 0")
     _check(dc.top_k >= 0, "decode.top_k", "must be >= 0 (0 = whole vocabulary)")
     _check(
-        dc.block_repeats >= 0,
+        0 <= dc.block_repeats <= MAX_BLOCK_REPEATS,
         "decode.block_repeats",
-        f"got {dc.block_repeats}; must be >= 0 (0 = off, N = no n-gram of n <= N repeated back to back)",
+        f"got {dc.block_repeats}; must be 0..{MAX_BLOCK_REPEATS} (0 = off, N = no n-gram of n <= N repeated back "
+        f"to back; each n adds work to every decoding step, and repeats longer than a few pieces are rare)",
     )
     _check(dc.max_length_ratio is None or dc.max_length_ratio > 0, "decode.max_length_ratio", "must be > 0 or null")
     trainable = m.encoder.trainable

@@ -327,7 +327,14 @@ def export_litert(model_dir: str | Sequence[str], output_file: str, **decode_ove
     """
     from seq2seq.serving import litert
 
-    loaded = load_ensemble(model_dir) if isinstance(model_dir, (list, tuple)) else load(model_dir)
+    if isinstance(model_dir, (list, tuple)) and len(model_dir) > 1:
+        raise litert.LiteRTExportError(
+            "LiteRT export takes one --model-dir (an ensemble exports as a SavedModel, or average the checkpoints "
+            "of one run with `seq2seq average`)"
+        )
+    model_dir = model_dir[0] if isinstance(model_dir, (list, tuple)) else model_dir
+    litert.check_output_file(output_file)  # before the conversion, which takes a while
+    loaded = load(model_dir)
     decode = decode_settings(loaded.config.decode, **decode_overrides)
     module = litert.litert_module(loaded.task, loaded.model, loaded.tokenizers, decode)
     return litert.write_litert(litert.convert(module), output_file)

@@ -197,3 +197,34 @@ def test_litert_captions_equal_the_saved_model(captioning_model_dir, tmp_path):
     assert caption == expected[0][1] and score == pytest.approx(scores[0], abs=1e-3)
     with pytest.raises(ValueError, match="holds a captioning model"):
         list(runner.predict_items("translation", ["x"], litert=path))
+
+
+def test_export_never_overwrites_what_is_not_a_litert_file(sentencepiece_model_dir, tmp_path):
+    from seq2seq import runner
+    from seq2seq.serving.litert import LiteRTExportError
+
+    keras_file = os.path.join(sentencepiece_model_dir, "model.keras")
+    with open(keras_file, "rb") as f:
+        before = f.read()
+    with pytest.raises(LiteRTExportError, match="refusing to overwrite"):
+        runner.export_litert(sentencepiece_model_dir, keras_file)
+    with open(keras_file, "rb") as f:
+        assert f.read() == before
+    os.mkfifo(tmp_path / "fifo.tflite")
+    with pytest.raises(LiteRTExportError, match="refusing to overwrite"):
+        runner.export_litert(sentencepiece_model_dir, str(tmp_path / "fifo.tflite"))
+    with pytest.raises(LiteRTExportError, match="is a folder"):
+        runner.export_litert(sentencepiece_model_dir, str(tmp_path))
+    with pytest.raises(LiteRTExportError, match="one --model-dir"):
+        runner.export_litert([sentencepiece_model_dir, sentencepiece_model_dir], str(tmp_path / "e.tflite"))
+    assert not (tmp_path / "e.tflite").exists()
+
+
+def test_block_repeats_is_bounded():
+    from seq2seq.config import MAX_BLOCK_REPEATS, DecodeConfig
+    from seq2seq.decoding import decode_settings
+    from seq2seq.errors import ConfigError
+
+    assert decode_settings(DecodeConfig(), block_repeats=MAX_BLOCK_REPEATS).block_repeats == MAX_BLOCK_REPEATS
+    with pytest.raises(ConfigError, match="decode.block_repeats"):
+        decode_settings(DecodeConfig(), block_repeats=MAX_BLOCK_REPEATS + 1)

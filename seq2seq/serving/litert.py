@@ -105,8 +105,15 @@ def convert(module) -> bytes:
 
 
 def custom_ops(flatbuffer: bytes) -> list[str]:
-    """Names of the custom ops a LiteRT flatbuffer uses (those outside LiteRT's built-in kernels)."""
-    from ai_edge_litert import schema_py_generated as schema
+    """Names of the custom ops a LiteRT flatbuffer uses (those outside LiteRT's built-in kernels).
+
+    Raises:
+      LiteRTExportError: the ai-edge-litert package (which reads the file's schema) is not installed.
+    """
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        raise LiteRTExportError("LiteRT export needs the ai-edge-litert package: pip install ai-edge-litert") from None
 
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
     return [
@@ -116,15 +123,37 @@ def custom_ops(flatbuffer: bytes) -> list[str]:
     ]
 
 
+def _is_litert_file(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] == b"TFL3"  # the flatbuffer file identifier of LiteRT models
+
+
+def check_output_file(output_file: str) -> None:
+    """Refuse an output path that would replace something other than an earlier LiteRT file.
+
+    Raises:
+      LiteRTExportError: `output_file` is a folder, a special file (FIFO, device), or an existing file that is
+        not a LiteRT model (e.g. a model directory's model.keras): it is never overwritten.
+    """
+    if not os.path.lexists(output_file):
+        return
+    if os.path.isdir(output_file):
+        raise LiteRTExportError(f"{output_file!r} is a folder; give a file name for the LiteRT file, e.g. model.tflite")
+    if not os.path.isfile(output_file) or not _is_litert_file(output_file):
+        raise LiteRTExportError(
+            f"refusing to overwrite {output_file!r}: it exists and is not an earlier LiteRT file; choose a new path, "
+            f"e.g. MODEL_DIR/model.tflite"
+        )
+
+
 def write_litert(flatbuffer: bytes, output_file: str) -> str:
     """Write the flatbuffer atomically (temp file + rename); returns the absolute path.
 
     Raises:
-      IsADirectoryError: `output_file` is a folder (nothing is written).
+      LiteRTExportError: see `check_output_file` (nothing is written).
     """
     output_file = os.path.abspath(output_file)
-    if os.path.isdir(output_file):
-        raise IsADirectoryError(f"{output_file!r} is a folder; give a file name for the LiteRT file, e.g. model.tflite")
+    check_output_file(output_file)
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
     write_atomically(output_file, flatbuffer)
     return output_file
@@ -148,8 +177,15 @@ class LiteRTModel:
 
     def __init__(self, path: str, num_threads: int | None = None):
         import tensorflow_text as tf_text
-        from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
+        try:
+            from ai_edge_litert.interpreter import InterpreterWithCustomOps
+        except ImportError:
+            raise ValueError(
+                "running a LiteRT file needs the ai-edge-litert package: pip install ai-edge-litert"
+            ) from None
+        if os.path.isdir(path):
+            raise ValueError(f"{path!r} is a folder, not a LiteRT file (a SavedModel folder goes with --saved-model)")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path!r}: no such LiteRT file (write one with `seq2seq export --format litert`)")
         try:

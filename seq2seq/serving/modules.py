@@ -191,7 +191,11 @@ class TranslationModule(ServingModule):
         )
 
     def signatures(self) -> dict:
-        """The three decoding signatures plus `score` (text, target → log-probabilities)."""
+        """The three decoding signatures plus `score` (text, target → log-probabilities) when the model scores by
+        teacher forcing (a single model; an ensemble decodes but has no teacher-forced call).
+        """
+        if not callable(self.model):
+            return super().signatures()
         return {**super().signatures(), "score": self.score}
 
     def _score(self, text, target):
