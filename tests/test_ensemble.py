@@ -66,10 +66,10 @@ def test_different_target_vocabularies_are_refused(synthetic_model_dir, tmp_path
         runner.load_ensemble([synthetic_model_dir, other])
 
 
-@pytest.mark.slow
 def test_ensemble_exports_as_one_saved_model(synthetic_model_dir, tmp_path):
     module = runner.serving_module(runner.load_ensemble([synthetic_model_dir, synthetic_model_dir]))
     expected = [t.decode() for t in module.translate(tf.constant(SENTENCES))["translation"].numpy()]
     path = export_module(module, str(tmp_path / "export"))
     served = load_saved_model(path).signatures["serving_default"](text=tf.constant(SENTENCES))
     assert [t.decode() for t in served["translation"].numpy()] == expected
+    assert "score" not in load_saved_model(path).signatures  # an ensemble has no teacher-forced call

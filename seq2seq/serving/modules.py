@@ -182,19 +182,22 @@ class TranslationModule(ServingModule):
         super().__init__(model, target_tokenizer, decode, name="translator", batch_size=batch_size)
         self.source_tokenizer = source_tokenizer
         self.max_source_length = int(max_source_length)
-        self.score = tf.function(
-            self._score,
-            input_signature=[
-                tf.TensorSpec([None], tf.string, name="text"),
-                tf.TensorSpec([None], tf.string, name="target"),
-            ],
-        )
+        # A SavedModel traces every tf.function of the module: an ensemble (no teacher-forced call) gets none.
+        self.score = None
+        if callable(model):
+            self.score = tf.function(
+                self._score,
+                input_signature=[
+                    tf.TensorSpec([None], tf.string, name="text"),
+                    tf.TensorSpec([None], tf.string, name="target"),
+                ],
+            )
 
     def signatures(self) -> dict:
         """The three decoding signatures plus `score` (text, target → log-probabilities) when the model scores by
         teacher forcing (a single model; an ensemble decodes but has no teacher-forced call).
         """
-        if not callable(self.model):
+        if self.score is None:
             return super().signatures()
         return {**super().signatures(), "score": self.score}
 
