@@ -371,6 +371,25 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def validate_decode(dc: DecodeConfig) -> None:
+    """The value checks of the `decode` section (also applied to command-line overrides by `decode_settings`).
+
+    Raises:
+      ConfigError: naming the first bad `decode.*` key.
+    """
+    _check(dc.n_best <= dc.beam_size, "decode.n_best", f"got {dc.n_best}; must be <= decode.beam_size ({dc.beam_size})")
+    _check(dc.length_penalty >= 0, "decode.length_penalty", "must be >= 0 (0 = no penalty)")
+    _check(dc.temperature > 0, "decode.temperature", "must be > 0")
+    _check(dc.top_k >= 0, "decode.top_k", "must be >= 0 (0 = whole vocabulary)")
+    _check(
+        0 <= dc.block_repeats <= MAX_BLOCK_REPEATS,
+        "decode.block_repeats",
+        f"got {dc.block_repeats}; must be 0..{MAX_BLOCK_REPEATS} (0 = off, N = no n-gram of n <= N repeated back "
+        f"to back; each n adds work to every decoding step, and repeats longer than a few pieces are rare)",
+    )
+    _check(dc.max_length_ratio is None or dc.max_length_ratio > 0, "decode.max_length_ratio", "must be > 0 or null")
+
+
 def validate(config: Config) -> Config:
     """Reject impossible values. Returns `config`; raises ConfigError naming the key.
 
@@ -457,17 +476,7 @@ def validate(config: Config) -> Config:
         "must be >= 1 or null",
     )
     _check(tr.doubly_stochastic >= 0, "train.doubly_stochastic", "must be >= 0")
-    _check(dc.n_best <= dc.beam_size, "decode.n_best", f"got {dc.n_best}; must be <= decode.beam_size ({dc.beam_size})")
-    _check(dc.length_penalty >= 0, "decode.length_penalty", "must be >= 0 (0 = no penalty)")
-    _check(dc.temperature > 0, "decode.temperature", "must be > 0")
-    _check(dc.top_k >= 0, "decode.top_k", "must be >= 0 (0 = whole vocabulary)")
-    _check(
-        0 <= dc.block_repeats <= MAX_BLOCK_REPEATS,
-        "decode.block_repeats",
-        f"got {dc.block_repeats}; must be 0..{MAX_BLOCK_REPEATS} (0 = off, N = no n-gram of n <= N repeated back "
-        f"to back; each n adds work to every decoding step, and repeats longer than a few pieces are rare)",
-    )
-    _check(dc.max_length_ratio is None or dc.max_length_ratio > 0, "decode.max_length_ratio", "must be > 0 or null")
+    validate_decode(dc)
     trainable = m.encoder.trainable
     _check(
         isinstance(trainable, bool) or (isinstance(trainable, int) and trainable >= 0),

@@ -40,8 +40,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import tensorflow as tf
 
 from pipelines.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from seq2seq.config import MAX_BLOCK_REPEATS
-from seq2seq.errors import ConfigError
+from seq2seq.config import validate_decode
 from seq2seq.registry import Registry
 
 StepFn = Callable[[tf.Tensor, Any, Any], tuple]
@@ -791,14 +790,12 @@ def decode_settings(decode, **overrides):
 
     Raises:
       TypeError: an override that is not a DecodeConfig field.
-      ConfigError: an unknown strategy, or `block_repeats` outside 0..MAX_BLOCK_REPEATS.
+      ConfigError: an unknown strategy, or a value `seq2seq.config.validate_decode` refuses (e.g. `block_repeats`
+        outside 0..MAX_BLOCK_REPEATS).
     """
     decode = dataclasses.replace(decode, **{k: v for k, v in overrides.items() if v is not None})
     DECODE_STRATEGIES.check(decode.strategy)
-    if not 0 <= decode.block_repeats <= MAX_BLOCK_REPEATS:
-        raise ConfigError(
-            f"decode.block_repeats (--block-repeats): got {decode.block_repeats}; must be 0..{MAX_BLOCK_REPEATS}"
-        )
     if decode.n_best > decode.beam_size:
         decode = dataclasses.replace(decode, beam_size=decode.n_best)
+    validate_decode(decode)
     return decode
