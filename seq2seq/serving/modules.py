@@ -24,6 +24,7 @@ otherwise. An empty batch (0 inputs) gives outputs with 0 rows.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import sys
 from typing import Callable, Optional, Sequence
@@ -55,7 +56,7 @@ def detokenize_nbest(tokenizer, ids, empty=None):
     return tf.reshape(tokenizer.detokenize(flat), shape[:2])
 
 
-class ServingModule(tf.Module):
+class ServingModule(tf.Module, abc.ABC):
     """Base of the serving modules: batching guard, decoding, n-best detokenisation, the three functions.
 
     Subclasses set INPUT (the signature's input name), OUTPUT (the best output's name) and VERB (the prefix of
@@ -87,19 +88,19 @@ class ServingModule(tf.Module):
 
     # -- what a task provides ---------------------------------------------------------------------
 
+    @abc.abstractmethod
     def encode_inputs(self, inputs):
         """inputs tf.string [batch] -> (model source, source lengths int32 [batch] or None,
         empty bool [batch] (rows with nothing to decode), extras {name: tensor [batch, ...]} for `with_attention`).
         """
-        raise NotImplementedError
 
     def input_spec(self, batch_size: Optional[int]) -> tf.TensorSpec:
         """The signature's input: tf.string [batch] named INPUT (sentences or encoded images)."""
         return tf.TensorSpec([batch_size], tf.string, name=self.INPUT)
 
+    @abc.abstractmethod
     def placeholder_input(self) -> tf.Tensor:
         """One valid input, tf.string [1], decoded in place of an empty batch (RNN layers need a row)."""
-        raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------------
 
