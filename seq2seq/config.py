@@ -167,6 +167,8 @@ class TrainConfig:
     clipnorm: Optional[float] = 1.0
     label_smoothing: float = 0.0
     early_stopping_patience: Optional[int] = 5
+    select_on: Literal["val_loss", "val_bleu"] = "val_loss"
+    validation_beam_size: int = 1
     tbptt_steps: Optional[int] = None
     doubly_stochastic: float = 0.0
     shuffle_buffer: int = 20000
@@ -413,6 +415,7 @@ def validate(config: Config) -> Config:
         ("train.eval_every", tr.eval_every),
         ("train.checkpoint_every", tr.checkpoint_every),
         ("train.keep_checkpoints", tr.keep_checkpoints),
+        ("train.validation_beam_size", tr.validation_beam_size),
         ("decode.beam_size", dc.beam_size),
         ("decode.n_best", dc.n_best),
         ("decode.max_length", dc.max_length),

@@ -5,7 +5,8 @@ MODEL_DIR/
   config.yaml            the config used (with overrides applied)
   tokenizers/            source / target tokenizer models
   checkpoints/           ckpt-<step>.weights.h5 (weights + optimizer state), newest two kept
-  best.weights.h5        weights with the lowest validation loss
+  best.weights.h5        the best weights on validation (train.select_on: lowest loss or highest BLEU)
+  best.json              which: {"monitor", "value", "step"} of best.weights.h5
   model.keras            the trained model in Keras format
   logs/                  TensorBoard
   train_log.csv          per-round training metrics
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS = "best.weights.h5"
+BEST_RECORD = "best.json"
 _CKPT_RE = re.compile(r"ckpt-(\d+)\.weights\.h5$")
 TOKENIZER_DIR = "tokenizers"
 MODEL_FILE = "model.keras"

@@ -28,8 +28,8 @@ from pipelines.tokenizers import load_tokenizer
 from seq2seq import model_dir as md
 from seq2seq.config import Config, data_root
 from seq2seq.decoding import decode_settings
-from seq2seq.errors import ModelDirError
-from seq2seq.evaluation import per_sentence_scores, per_sentence_signatures
+from seq2seq.errors import ConfigError, ModelDirError
+from seq2seq.evaluation import corpus_bleu, per_sentence_scores, per_sentence_signatures
 from seq2seq.model.ensemble import EnsembleModel, check_same_vocabularies
 from seq2seq.model.seq2seq import Seq2Seq, build_model
 from seq2seq.run_lock import ModelDirLock
@@ -140,8 +140,11 @@ def _train_locked(config: Config, task: Task, strategy, model_dir: str, verbose:
         sum(int(keras.ops.size(v)) for v in model.trainable_variables),
     )
     train_ds, val_ds = task.datasets(tokenizers, model, model_dir, seed_offset=start_step)
+    score = None
+    if config.train.select_on == "val_bleu" and val_ds is not None:
+        score = validation_bleu(task, model, tokenizers)
     started = time.time()
-    result = fit(model, train_ds, val_ds, config.train, model_dir, verbose=verbose)
+    result = fit(model, train_ds, val_ds, config.train, model_dir, verbose=verbose, validation_score=score)
     seconds = time.time() - started
     if not is_chief(strategy):  # multi-worker: the chief alone saves the model and evaluates it
         return {"train_seconds": round(seconds, 1), "steps": result["final_step"]}
@@ -157,6 +160,35 @@ def _train_locked(config: Config, task: Task, strategy, model_dir: str, verbose:
     )
     md.update_metrics(model_dir, "test", metrics)
     return metrics
+
+
+def validation_bleu(task: Task, model, tokenizers: dict):
+    """A function () -> the validation split's corpus sacreBLEU (cased, 13a, against the references as they
+    stand) of `model` as its weights are when called: for `train.select_on: val_bleu`.
+
+    It decodes with the task's serving module and `decode` settings, `train.validation_beam_size` beams (1:
+    greedy search) and one output per input; the module is built once, so its graphs are traced once.
+
+    Raises:
+      ConfigError: the model is trained on precomputed features (captioning with cached backbone features),
+        so it cannot decode the task's raw inputs.
+    """
+    config = task.config
+    if task.inputs_are_features(for_training=True):
+        raise ConfigError(
+            "train.select_on: val_bleu decodes the validation images, but this config trains on precomputed "
+            "backbone features; use select_on: val_loss"
+        )
+    beams = config.train.validation_beam_size
+    decode = decode_settings(config.decode, strategy="greedy" if beams == 1 else "beam", beam_size=beams, n_best=1)
+    module = task.serving_module(model, tokenizers, decode)
+    evaluation = task.evaluation_set("validation")
+
+    def score() -> float:
+        hypotheses, _ = predict(module, evaluation.inputs, config.decode.batch_size)
+        return corpus_bleu(hypotheses, evaluation.references)["score"]
+
+    return score
 
 
 def load(model_dir: str) -> Loaded:

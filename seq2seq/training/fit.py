@@ -10,10 +10,12 @@ exact remaining examples of the interrupted pass.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import time
+from typing import Callable
 
 import keras
 import numpy as np
@@ -21,7 +23,14 @@ import tensorflow as tf
 
 from seq2seq.config import TrainConfig
 from seq2seq.errors import NonFiniteLossError
-from seq2seq.model_dir import BEST_WEIGHTS, CHECKPOINT_DIR, atomic_save_weights, list_checkpoints
+from seq2seq.model_dir import (
+    BEST_RECORD,
+    BEST_WEIGHTS,
+    CHECKPOINT_DIR,
+    atomic_save_weights,
+    list_checkpoints,
+    write_json,
+)
 from seq2seq.training.distribute import write_dir
 from seq2seq.training.losses import MaskedAccuracy, MaskedCrossEntropy
 from seq2seq.training.optimizers import FusedAdam
@@ -200,20 +209,64 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights with the lowest validation loss in `<model_dir>/best.weights.h5` (atomic)."""
+class ValidationScore(keras.callbacks.Callback):
+    """Adds `logs[name] = score()` at the end of every round (`train.eval_every` steps), before the callbacks
+    after it in the list (best weights, early stopping, the CSV log) read the logs.
 
-    def __init__(self, model_dir: str, monitor: str = "val_loss"):
+    Args:
+      score: callable () -> float, e.g. the validation split's corpus BLEU of the model as it is now.
+      name: the log key (default "val_bleu").
+    """
+
+    def __init__(self, score: Callable[[], float], name: str = "val_bleu"):
+        super().__init__()
+        self.score, self.name = score, name
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            started = time.monotonic()
+            logs[self.name] = float(self.score())
+            log.info(
+                "step %d: %s %.2f (%.0f s)",
+                optimizer_step(self.model),
+                self.name,
+                logs[self.name],
+                time.monotonic() - started,
+            )
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the best weights on validation in `<model_dir>/best.weights.h5` (atomic), and which they are in
+    `best.json` ({"monitor", "value", "step"}), so a resumed run only replaces them with better ones.
+
+    Args:
+      model_dir: where the files go.
+      monitor: the log key, default "val_loss".
+      mode: "min" (a loss, the default) or "max" (a score such as BLEU).
+    """
+
+    def __init__(self, model_dir: str, monitor: str = "val_loss", mode: str = "min"):
         super().__init__()
         self.path = os.path.join(model_dir, BEST_WEIGHTS)
-        self.monitor = monitor
-        self.best = math.inf
+        self.record = os.path.join(model_dir, BEST_RECORD)
+        self.monitor, self.sign = monitor, 1.0 if mode == "min" else -1.0
+        self.best = math.inf  # in signed units: lower is better
+        try:
+            with open(self.record, encoding="utf-8") as f:
+                earlier = json.load(f)
+            if earlier.get("monitor") == monitor and os.path.isfile(self.path):
+                self.best = self.sign * float(earlier["value"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no record (a new run, or one from before best.json): the first validation sets it
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and np.isfinite(value) and value < self.best:
-            self.best = float(value)
+        if value is not None and np.isfinite(value) and self.sign * value < self.best:
+            self.best = self.sign * float(value)
             atomic_save_weights(self.model, self.path)
+            write_json(
+                self.record, {"monitor": self.monitor, "value": float(value), "step": optimizer_step(self.model)}
+            )
 
 
 def fit(
@@ -223,6 +276,7 @@ def fit(
     train: TrainConfig,
     model_dir: str,
     verbose: int = 1,
+    validation_score: Callable[[], float] | None = None,
 ) -> dict:
     """Train a compiled `model` until `train.max_steps` total steps, resuming from `model_dir`'s checkpoints.
 
@@ -233,6 +287,8 @@ def fit(
       train: the `train` config section.
       model_dir: the model directory (checkpoints/, logs/, best.weights.h5). Under a multi-worker strategy
         only the chief writes there (see `seq2seq.distribute.write_dir`); every worker resumes from it.
+      validation_score: for `train.select_on: val_bleu`, a callable () -> the validation BLEU of the model as it
+        is; called after every round, logged as `val_bleu`, and followed by best weights and early stopping.
 
     Returns:
       dict with `start_step`, `final_step`, `history` (per evaluation round).
@@ -247,7 +303,11 @@ def fit(
     # Multi-worker: only the chief writes into model_dir; other workers write to a temporary folder.
     with write_dir(model_dir, model.distribute_strategy) as out:
         saver = CheckpointSaver(out, train.checkpoint_every, keep=train.keep_checkpoints)
-        callbacks = [
+        select_on = train.select_on if validation_data is not None else "val_loss"
+        if select_on == "val_bleu" and validation_score is None:
+            raise ValueError("train.select_on: val_bleu needs a validation_score function")
+        callbacks = [ValidationScore(validation_score)] if select_on == "val_bleu" else []
+        callbacks += [
             saver,
             StopAtStep(train.max_steps, train.max_minutes),
             keras.callbacks.TerminateOnNaN(),
@@ -258,10 +318,11 @@ def fit(
             verbose, progress = fit_progress(train.max_steps)
             callbacks += progress
         if validation_data is not None:
-            callbacks.append(BestWeights(out))
+            mode = "max" if select_on == "val_bleu" else "min"
+            callbacks.append(BestWeights(out, monitor=select_on, mode=mode))
             if train.early_stopping_patience:
                 callbacks.append(
-                    keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.early_stopping_patience)
+                    keras.callbacks.EarlyStopping(monitor=select_on, mode=mode, patience=train.early_stopping_patience)
                 )
         if validation_data is not None and train.validation_batches:
             validation_data = validation_data.take(train.validation_batches)
