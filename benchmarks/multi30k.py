@@ -2,12 +2,15 @@
 multi30k_en_de_cgru.yaml): test_2016_flickr metrics with their signatures, the validation BLEU curve, the
 repetition rate, wall time and peak resident memory.
 
-Training runs in rounds of `train.eval_every` steps through `seq2seq.runner.train` (which resumes from
-the model directory's checkpoints); after every round the model (best weights by validation loss) is decoded
-on the validation split and its sacreBLEU recorded — the curve. Only val is used for tuning/early stopping;
-test_2016_flickr is reported from the final round. Wall time covers everything (tokenizers, training,
-decoding); `train_seconds` sums `runner.train`'s training time only. Peak memory is this process's
-maximum resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, KiB on Linux).
+Training is one `seq2seq.runner.train` call with `train.select_on: val_bleu` (the benchmark sets it; the
+config's other settings stand): every `train.eval_every` steps the validation split is decoded (greedy, or
+`train.validation_beam_size` beams) and its cased sacreBLEU logged — the curve, read back from
+`<model-dir>/train_log.csv` — and the best round's weights are the model that is tested. One run means one
+learning-rate schedule (a cosine decays once over `train.max_steps`). Only val is used for selection and early
+stopping; test_2016_flickr is decoded once at the end. Wall time covers everything (tokenizers, training,
+decoding); `train_seconds` is `runner.train`'s training time (validation decoding included, as
+`train.max_minutes` counts it). Peak memory is this process's maximum resident set size
+(`resource.getrusage(RUSAGE_SELF).ru_maxrss`, KiB on Linux).
 
 The test metrics are those of `seq2seq evaluate --wmt-language de` on the references as they stand in the files:
 cased sacreBLEU (the headline), lowercased sacreBLEU (case:lc), chrF, TER, and BLEU in the WMT multimodal
@@ -27,7 +30,7 @@ wall_seconds, train_seconds, peak_rss_mb, steps.
 from __future__ import annotations
 
 import argparse
-import gc
+import csv
 import json
 import logging
 import os
@@ -40,8 +43,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
 
 from seq2seq import runner  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
@@ -65,33 +66,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def validation_curve(model_dir: str, steps_per_round: int, final_step: int) -> list:
+    """[[step, cased val BLEU], ...] from the model directory's train_log.csv (the `val_bleu` column)."""
+    with open(os.path.join(model_dir, "train_log.csv"), newline="", encoding="utf-8") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val_bleu")]
+    curve = [
+        [min((int(row["epoch"]) + 1) * steps_per_round, final_step), round(float(row["val_bleu"]), 2)] for row in rows
+    ]
+    return curve
+
+
 def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict:
-    """Train in rounds of eval_every steps, validating BLEU after each; returns the summary dict."""
+    """One `seq2seq.runner.train` run selected on validation BLEU, then the test metrics; the summary dict."""
+    overrides = ["train.select_on=val_bleu"] + overrides  # a later --set may still choose val_loss
     config = load_config(config_path, overrides)
-    total, every = config.train.max_steps, config.train.eval_every
+    if config.train.select_on != "val_bleu":
+        raise SystemExit("error: benchmarks/multi30k.py reads the validation BLEU curve: keep train.select_on=val_bleu")
     started = time.time()
-    curve, train_seconds, test, step = [], 0.0, None, 0
-    for target in list(range(every, total, every)) + [total]:
-        budget = []  # the time cap applies to the sum of the rounds' training time
-        if config.train.max_minutes:
-            budget = [f"train.max_minutes={config.train.max_minutes - train_seconds / 60.0}"]
-        round_config = load_config(config_path, overrides + [f"train.max_steps={target}"] + budget)
-        test = runner.train(round_config, model_dir, verbose=verbose)
-        train_seconds += test["train_seconds"]
-        if test["steps"] <= step:  # early stopping or the time limit ended training
-            break
-        step = test["steps"]
-        val = runner.evaluate(model_dir, "validation", progress=False)
-        curve.append([step, round(val["sacrebleu"], 2)])
-        print(
-            f"step {step}: val sacreBLEU {val['sacrebleu']:.2f}, test sacreBLEU {test['sacrebleu']:.2f}, "
-            f"{time.time() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MiB",
-            flush=True,
-        )
-        if config.train.max_minutes and train_seconds >= 60 * config.train.max_minutes:
-            break
-        keras.backend.clear_session()  # each round builds a new model: free the last one's graphs
-        gc.collect()
+    trained = runner.train(config, model_dir, verbose=verbose)
+    curve = validation_curve(model_dir, min(config.train.eval_every, config.train.max_steps), trained["steps"])
+    for step, bleu in curve:
+        print(f"step {step}: val sacreBLEU {bleu:.2f}", flush=True)
     final = runner.evaluate(model_dir, "test", progress=False, wmt_language="de")
     metric_names = ("bleu", "bleu_lc", "chrf", "ter", "bleu_wmt_lc_norm_tok")
     plot = os.path.join(model_dir, "val_bleu_curve.png")
@@ -114,9 +109,9 @@ def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict
         "curve_plot": plot if curve else None,
         "val_bleu_curve": curve,
         "wall_seconds": round(time.time() - started, 1),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(trained["train_seconds"], 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "steps": step,
+        "steps": trained["steps"],
         "model_dir": model_dir,
     }
 

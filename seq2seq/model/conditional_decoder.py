@@ -10,8 +10,9 @@ One decoding step, from the previous target token y_{j-1} and the previous state
     logits_j = W_o dropout(t_j) + b_o                (W_o = E with a tied output)
 
 Unlike `RecurrentDecoder` without input feeding, the state reaching the next position passes through the
-attention, so teacher forcing runs `step` in a `tf.while_loop`: `call` and `step` compute the same numbers
-(the vocabulary projection, the largest product, runs once over all positions in `call`).
+attention, so teacher forcing runs the recurrence in a `tf.while_loop`: `call` and `step` compute the same
+numbers. In `call` only what depends on the previous state is in the loop: GRU_1's input projection, the deep
+output and the vocabulary projection (the largest product) run once over all positions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from keras import ops
 
 from seq2seq.model.attention import MemoryAttention, attention_score
 from seq2seq.model.decoder import DECODERS
+from seq2seq.model.precomputed_rnn import gru_step_from_projection, project_gru_input
 from seq2seq.model.vocabulary_output import VocabularyOutput
 
 
@@ -127,9 +129,11 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         """Decoder state at position 0: {"rnn": [s_0 [batch, units]]} from the bridge."""
         return {"rnn": list(rnn_states)}
 
-    def _transition(self, embedded, state, constants, training):
-        """(E y_{j-1} [batch, emb], s_{j-1}) -> (s_j [batch, units], t_j [batch, emb], α_j [batch, memory_time])."""
-        intermediate, _ = self.transition_1(embedded, [state], training=training)
+    def _transition(self, projected, state, constants, training):
+        """(GRU_1 input projection [batch, 3·units], s_{j-1}) -> (s_j [batch, units], c_j [batch, memory],
+        α_j [batch, memory_time]): the part of a step that depends on the previous state.
+        """
+        intermediate = gru_step_from_projection(self.transition_1, projected, state)
         context, weights = self.attention(
             ops.cast(intermediate[:, None, :], "float32"),
             constants["keys"],
@@ -139,10 +143,14 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         )
         context = ops.cast(context[:, 0, :], intermediate.dtype)
         new_state, _ = self.transition_2(context, [intermediate], training=training)
-        hidden = self.deep_output(ops.concatenate([new_state, context, embedded], axis=-1))
+        return new_state, context, weights[:, 0, :]
+
+    def _deep_output(self, state, context, embedded):
+        """t_j = tanh([LayerNorm](W_t [s_j; c_j; E y_{j-1}] + b_t)), float [..., embedding_dim]."""
+        hidden = self.deep_output(ops.concatenate([state, context, embedded], axis=-1))
         if self.deep_output_norm is not None:
             hidden = self.deep_output_norm(hidden)
-        return new_state, ops.tanh(hidden), weights[:, 0, :]
+        return ops.tanh(hidden)
 
     def step(self, ids, state, constants, training=False):
         """One decoding step (the step contract).
@@ -156,11 +164,17 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
           (logits float32 [batch, vocab_size], new_state (same structure), attention float32 [batch, memory_time]).
         """
         embedded = self.input_dropout(self.embedding(ids), training=training)
-        new_state, hidden, weights = self._transition(embedded, state["rnn"][0], constants, training)
+        projected = project_gru_input(self.transition_1, embedded)
+        new_state, context, weights = self._transition(projected, state["rnn"][0], constants, training)
+        hidden = self._deep_output(new_state, context, embedded)
         return self._logits(hidden, training), {"rnn": [new_state]}, weights
 
     def call(self, target_in, constants, state, training=None, return_state=False):
         """Teacher-forced decoding of a whole target prefix (or of one window of it).
+
+        Only the recurrence (GRU_1's state update, the attention, GRU_2) runs inside the loop; the GRU_1 input
+        projection before it, and the deep output and vocabulary projection after it, run once over all
+        positions.
 
         Args:
           target_in: int32 [batch, time], BOS + target pieces, right-padded with 0.
@@ -174,21 +188,25 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         """
         target_in = tf.convert_to_tensor(target_in)
         embedded = self.input_dropout(self.embedding(target_in), training=training)
-        by_time = tf.transpose(embedded, [1, 0, 2])
+        by_time = tf.transpose(project_gru_input(self.transition_1, embedded), [1, 0, 2])
         time = tf.shape(target_in)[1]
-        hidden_ta = tf.TensorArray(embedded.dtype, size=time)
+        state_ta = tf.TensorArray(embedded.dtype, size=time)
+        context_ta = tf.TensorArray(embedded.dtype, size=time)
         weights_ta = tf.TensorArray(tf.float32, size=time)
 
-        def body(t, s, hidden_ta, weights_ta):
-            s, hidden, weights = self._transition(by_time[t], s, constants, training)
-            return t + 1, s, hidden_ta.write(t, hidden), weights_ta.write(t, weights)
+        def body(t, s, state_ta, context_ta, weights_ta):
+            s, context, weights = self._transition(by_time[t], s, constants, training)
+            return t + 1, s, state_ta.write(t, s), context_ta.write(t, context), weights_ta.write(t, weights)
 
-        _, final, hidden_ta, weights_ta = tf.while_loop(
-            lambda t, *_: t < time, body, (tf.constant(0), state["rnn"][0], hidden_ta, weights_ta)
+        _, final, state_ta, context_ta, weights_ta = tf.while_loop(
+            lambda t, *_: t < time,
+            body,
+            (tf.constant(0), state["rnn"][0], state_ta, context_ta, weights_ta),
         )
-        hidden = tf.transpose(hidden_ta.stack(), [1, 0, 2])
+        states = tf.transpose(state_ta.stack(), [1, 0, 2])
+        contexts = tf.transpose(context_ta.stack(), [1, 0, 2])
         weights = tf.transpose(weights_ta.stack(), [1, 0, 2])
-        logits = self._logits(hidden, training)
+        logits = self._logits(self._deep_output(states, contexts, embedded), training)
         return (logits, weights, {"rnn": [final]}) if return_state else (logits, weights)
 
     def get_config(self):

@@ -35,6 +35,35 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
+def gru_step_from_projection(cell, x_proj, h_prev):
+    """One step of a ``reset_after`` `keras.layers.GRUCell` whose input projection is already done.
+
+    Args:
+      cell: a built ``keras.layers.GRUCell`` with ``reset_after=True`` and no recurrent dropout.
+      x_proj: float ``[batch, 3·units]``, ``x @ cell.kernel + cell.bias[0]`` (gate order z, r, h).
+      h_prev: float ``[batch, units]``, the previous state.
+
+    Returns:
+      float ``[batch, units]``, the new state (equal to the cell's own result on ``x``).
+    """
+    # Explicit casts: this may run outside the cell's autocast scope (mixed precision).
+    inner = ops.matmul(h_prev, ops.cast(cell.recurrent_kernel, h_prev.dtype))
+    if cell.use_bias:
+        inner = inner + ops.cast(cell.bias[1], h_prev.dtype)
+    x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
+    inner_z, inner_r, inner_h = ops.split(inner, 3, axis=-1)
+    z = cell.recurrent_activation(x_z + inner_z)
+    r = cell.recurrent_activation(x_r + inner_r)
+    candidate = cell.activation(x_h + r * inner_h)
+    return z * h_prev + (1.0 - z) * candidate
+
+
+def project_gru_input(cell, inputs):
+    """``inputs @ cell.kernel + cell.bias[0]`` for a ``reset_after`` GRUCell: float ``[..., 3·units]``."""
+    projected = ops.matmul(inputs, ops.cast(cell.kernel, inputs.dtype))
+    return projected + ops.cast(cell.bias[0], inputs.dtype) if cell.use_bias else projected
+
+
 class _PrecomputedInputMixin(compat.InnerLoopHook):
     """Shared ``inner_loop`` of :class:`PrecomputedInputGRU` and :class:`PrecomputedInputLSTM`.
 
@@ -89,17 +118,7 @@ class PrecomputedInputGRU(_PrecomputedInputMixin, keras.layers.GRU):
         return self.cell.bias[0] if self.cell.use_bias else None
 
     def _recurrent_step(self, x_proj, states):
-        cell = self.cell
-        h_prev = states[0]
-        inner = ops.matmul(h_prev, cell.recurrent_kernel)
-        if cell.use_bias:
-            inner = inner + cell.bias[1]
-        x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
-        inner_z, inner_r, inner_h = ops.split(inner, 3, axis=-1)
-        z = cell.recurrent_activation(x_z + inner_z)
-        r = cell.recurrent_activation(x_r + inner_r)
-        candidate = cell.activation(x_h + r * inner_h)
-        h = z * h_prev + (1.0 - z) * candidate
+        h = gru_step_from_projection(self.cell, x_proj, states[0])
         return h, [h]
 
 
