@@ -243,6 +243,7 @@ def cmd_caption(args) -> int:
     _check_decode_options(args)
     from seq2seq import runner
 
+    captioned = 0
     for path, caption in runner.predict_items(
         "captioning",
         args.images,
@@ -253,7 +254,9 @@ def cmd_caption(args) -> int:
         **_decode_overrides(args),
     ):
         print(f"{path}\t{caption}")
-    return 0
+        captioned += 1
+    # As for translate's rejected lines: the readable images are captioned, and skipped ones make the exit status 1.
+    return 0 if captioned == len(args.images) else 1
 
 
 def cmd_export(args) -> int:

@@ -146,6 +146,16 @@ def test_caption_cli_and_attention_plot(trained, module, data_dir, tmp_path, cap
     assert [line.split("\t")[1] for line in lines] == expected
 
 
+def test_caption_cli_skips_unreadable_images_and_exits_1(trained, data_dir, tmp_path, capsys):
+    model_dir, _ = trained
+    good = _flickr_images(data_dir, 1)
+    bad = tmp_path / "not_an_image.jpg"
+    bad.write_bytes(b"this is text, not a JPEG")
+    assert cli.main(["--quiet", "caption", "--model-dir", model_dir, str(bad), *good]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == good  # the readable image is still captioned
+
+
 def test_export_matches_in_process_in_fresh_subprocess(module, data_dir, odd_images, tmp_path):
     good, _ = odd_images
     paths = _flickr_images(data_dir, 2) + list(good.values())

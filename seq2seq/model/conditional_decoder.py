@@ -143,7 +143,7 @@ class ConditionalDecoder(VocabularyOutput, keras.layers.Layer):
         )
         context = ops.cast(context[:, 0, :], intermediate.dtype)
         new_state, _ = self.transition_2(context, [intermediate], training=training)
-        return new_state, context, weights[:, 0, :]
+        return new_state, context, ops.cast(weights[:, 0, :], "float32")
 
     def _deep_output(self, state, context, embedded):
         """t_j = tanh([LayerNorm](W_t [s_j; c_j; E y_{j-1}] + b_t)), float [..., embedding_dim]."""
