@@ -61,33 +61,37 @@ def check_same_architecture(paths: list[str]) -> None:
             raise ValueError(f"{paths[0]} and {path} hold different architectures: {'; '.join(parts)}")
 
 
-def _validation_loss_by_step(model_dir: str, config) -> dict:
-    """{optimizer step: val_loss} from MODEL_DIR/train_log.csv (one row per round of `train.eval_every` steps)."""
+def _validation_scores_by_step(model_dir: str, config) -> tuple[str, dict]:
+    """(metric, {optimizer step: value}) from MODEL_DIR/train_log.csv (one row per round of `train.eval_every`
+    steps); the metric is the run's `train.select_on` (val_loss or val_bleu).
+    """
+    metric = config.train.select_on
     path = os.path.join(model_dir, "train_log.csv")
     steps_per_round = min(config.train.eval_every, config.train.max_steps)
-    losses = {}
+    scores = {}
     if os.path.isfile(path):
         with open(path, encoding="utf-8", newline="") as f:
             for row in csv.DictReader(f):
-                if row.get("val_loss"):
-                    losses[(int(row["epoch"]) + 1) * steps_per_round] = float(row["val_loss"])
-    return losses
+                if row.get(metric):
+                    scores[(int(row["epoch"]) + 1) * steps_per_round] = float(row[metric])
+    return metric, scores
 
 
 def select_checkpoints(model_dir: str, last: int | None = None, best: int | None = None) -> list[str]:
-    """The checkpoint files to average: the newest `last`, or the `best` with the lowest validation loss.
+    """The checkpoint files to average: the newest `last`, or the `best` by the run's model-selection metric.
 
     Args:
       model_dir: a trained model directory (MODEL_DIR/checkpoints/ckpt-<step>.weights.h5).
       last: int ≥ 1 or None.
-      best: int ≥ 1 or None; ranks checkpoints by the val_loss train_log.csv records at their step.
+      best: int ≥ 1 or None; ranks checkpoints by the metric the run selected on (`train.select_on`) as
+        train_log.csv records it at their step: the lowest val_loss, or the highest val_bleu.
 
     Returns:
       list of paths, oldest first.
 
     Raises:
       ValueError: neither or both of `last` / `best`, a count < 1 or above the number of checkpoints kept
-        (see train.keep_checkpoints), or (`best`) a checkpoint without a validation loss at its step.
+        (see train.keep_checkpoints), or (`best`) a checkpoint without that metric at its step.
     """
     if (last is None) == (best is None):
         raise ValueError("give exactly one of --last N or --best N")
@@ -101,14 +105,15 @@ def select_checkpoints(model_dir: str, last: int | None = None, best: int | None
         )
     if last is not None:
         return [path for _, path in checkpoints[-last:]]
-    losses = _validation_loss_by_step(model_dir, md.read_config(model_dir))
-    missing = [os.path.basename(p) for step, p in checkpoints if step not in losses]
+    metric, scores = _validation_scores_by_step(model_dir, md.read_config(model_dir))
+    missing = [os.path.basename(p) for step, p in checkpoints if step not in scores]
     if missing:
         raise ValueError(
-            f"{model_dir}: no validation loss in train_log.csv at the step of {', '.join(missing)} "
+            f"{model_dir}: no {metric} in train_log.csv at the step of {', '.join(missing)} "
             f"(checkpoints must fall on train.eval_every boundaries for --best); use --last"
         )
-    ranked = sorted(checkpoints, key=lambda item: losses[item[0]])[:best]
+    sign = -1.0 if metric == "val_bleu" else 1.0  # higher BLEU, lower loss is better
+    ranked = sorted(checkpoints, key=lambda item: sign * scores[item[0]])[:best]
     return [path for _, path in sorted(ranked)]
 
 

@@ -129,7 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="the new model directory (must not exist)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=positive_int, metavar="N", help="the newest N checkpoints")
-    which.add_argument("--best", type=positive_int, metavar="N", help="the N checkpoints of lowest validation loss")
+    which.add_argument(
+        "--best",
+        type=positive_int,
+        metavar="N",
+        help="the N best checkpoints by the run's train.select_on (lowest val_loss or highest val_bleu)",
+    )
 
     p = sub.add_parser("embeddings", help="nearest neighbours of a word; TensorBoard projector files")
     p.add_argument("--model-dir", required=True)

@@ -5,7 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 
+from seq2seq import model_dir as md
 from seq2seq import runner
 from seq2seq.averaging import average_checkpoints, select_checkpoints
 from seq2seq.config import config_from_dict
@@ -60,6 +62,30 @@ def test_select_checkpoints(three_checkpoints):
     with pytest.raises(ValueError, match="ckpt-40.weights.h5, ckpt-50.weights.h5"):  # no val_loss at 40, 50
         select_checkpoints(three_checkpoints, best=2)
     assert [os.path.basename(p) for p in select_checkpoints(three_checkpoints, last=1)] == ["ckpt-50.weights.h5"]
+
+
+def _log_rounds(model_dir, select_on, values):
+    """Rewrite config.yaml (train.select_on, eval_every 10) and train_log.csv with one row per round."""
+    config = md.read_config(model_dir).to_dict()
+    config["train"].update(select_on=select_on, eval_every=10)
+    with open(os.path.join(model_dir, md.CONFIG_FILE), "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f)
+    with open(os.path.join(model_dir, "train_log.csv"), "w", encoding="utf-8") as f:
+        f.write(f"epoch,loss,{select_on}\n")
+        for step, value in values.items():
+            f.write(f"{step // 10 - 1},1.0,{value}\n")
+
+
+@pytest.mark.parametrize(
+    "select_on, values, chosen",
+    [
+        ("val_loss", {30: 2.0, 40: 1.5, 50: 1.7}, ["ckpt-40.weights.h5", "ckpt-50.weights.h5"]),
+        ("val_bleu", {30: 20.0, 40: 18.0, 50: 22.0}, ["ckpt-30.weights.h5", "ckpt-50.weights.h5"]),
+    ],
+)
+def test_best_follows_the_runs_selection_metric(three_checkpoints, select_on, values, chosen):
+    _log_rounds(three_checkpoints, select_on, values)
+    assert [os.path.basename(p) for p in select_checkpoints(three_checkpoints, best=2)] == chosen
 
 
 def test_different_architectures_are_named_and_nothing_is_written(three_checkpoints, tmp_path):

@@ -157,7 +157,8 @@ def test_config_rejects_what_the_cgru_cannot_do(key, value, named):
 
 def test_mixed_bfloat16_trains_and_step_matches_teacher_forcing():
     """The precomputed GRU_1 projection reads its weights outside the cell's autocast scope: under
-    mixed_bfloat16 the step and the teacher-forced pass still agree and the model trains."""
+    mixed_bfloat16 the step and the teacher-forced pass still agree and the model trains.
+    """
     keras.utils.set_random_seed(0)
     config = cgru_config(layer_norm=True)
     config.train.mixed_precision = "mixed_bfloat16"
