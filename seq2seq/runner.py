@@ -440,6 +440,15 @@ def predict_items(
         raise ModelDirError(f"{model_dir!r} holds a {loaded.config.task} model, not a {task_name} model")
     module = serving_module(loaded, n_best=n_best, **decode_overrides)
     inputs, names = loaded.task.prediction_inputs(items)
+    for index, length in module.over_long_inputs(inputs):
+        log.warning(
+            "input %d has %d source pieces (EOS included), more than data.max_source_length = %d: only its "
+            "first %d pieces are translated",
+            index + 1,
+            length,
+            module.max_source_length,
+            module.max_source_length - 1,
+        )
     if n_best:
         for start in range(0, len(inputs), batch_size):
             out = module.nbest(tf.constant(inputs[start : start + batch_size], tf.string))

@@ -8,6 +8,7 @@ synthetic model directory (tests/conftest.py).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -238,3 +239,13 @@ def test_public_api():
         assert getattr(seq2seq, name) is not None
     assert seq2seq.load_config.__module__ == "seq2seq.config"
     assert json.loads(json.dumps(seq2seq.config_from_dict({"data": {"path": "x"}}).to_dict()))["task"] == "translation"
+
+
+def test_over_long_inputs_are_named_in_a_warning(synthetic_model_dir, caplog):
+    long = " ".join(["a"] * 40)  # 40 pieces + EOS, above the synthetic config's max_source_length of 12
+    with caplog.at_level(logging.WARNING, logger="seq2seq.runner"):
+        out = list(runner.predict_items("translation", ["a b .", long], model_dir=synthetic_model_dir))
+    assert [name for name, _ in out] == ["a b .", long]
+    warnings = [r.getMessage() for r in caplog.records if "max_source_length" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("input 2 has 41 source pieces") and "first 11 pieces" in warnings[0]

@@ -102,6 +102,10 @@ class ServingModule(tf.Module, abc.ABC):
     def placeholder_input(self) -> tf.Tensor:
         """One valid input, tf.string [1], decoded in place of an empty batch (RNN layers need a row)."""
 
+    def over_long_inputs(self, inputs) -> list[tuple[int, int]]:
+        """[(index, length)] of the inputs that are cut before decoding (eager, host side). Default: none."""
+        return []
+
     # -- shared ----------------------------------------------------------------------------------
 
     def signatures(self) -> dict:
@@ -238,6 +242,15 @@ class TranslationModule(ServingModule):
             },
             n,
         )
+
+    def over_long_inputs(self, inputs) -> list[tuple[int, int]]:
+        """[(index, pieces + EOS)] of the sentences longer than `max_source_length`: only their first
+        `max_source_length - 1` pieces are translated (see `format_source`).
+        """
+        if not len(inputs):
+            return []
+        lengths = self.source_tokenizer.tokenize(tf.constant(list(inputs), tf.string)).row_lengths().numpy() + 1
+        return [(i, int(n)) for i, n in enumerate(lengths) if n > self.max_source_length]
 
     def placeholder_input(self):
         return tf.constant([""])
