@@ -70,10 +70,9 @@ def validation_curve(model_dir: str, steps_per_round: int, final_step: int) -> l
     """[[step, cased val BLEU], ...] from the model directory's train_log.csv (the `val_bleu` column)."""
     with open(os.path.join(model_dir, "train_log.csv"), newline="", encoding="utf-8") as f:
         rows = [row for row in csv.DictReader(f) if row.get("val_bleu")]
-    curve = [
+    return [
         [min((int(row["epoch"]) + 1) * steps_per_round, final_step), round(float(row["val_bleu"]), 2)] for row in rows
     ]
-    return curve
 
 
 def run(config_path: str, overrides: list, model_dir: str, verbose: int) -> dict:
